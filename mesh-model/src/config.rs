@@ -1,0 +1,82 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of configuration the model understands.
+///
+/// `Service` and `EndpointSlice` name Kubernetes objects that platform adapters
+/// convert into model services; the model itself holds no Kubernetes types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigKind {
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    Service,
+    EndpointSlice,
+}
+
+impl ConfigKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKind::VirtualService => "VirtualService",
+            ConfigKind::DestinationRule => "DestinationRule",
+            ConfigKind::ServiceEntry => "ServiceEntry",
+            ConfigKind::WorkloadEntry => "WorkloadEntry",
+            ConfigKind::Service => "Service",
+            ConfigKind::EndpointSlice => "EndpointSlice",
+        }
+    }
+}
+
+impl fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of one configuration resource: `Kind/namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConfigKey {
+    pub kind: ConfigKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ConfigKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The part of Kubernetes-style object metadata the model uses. Other
+/// metadata fields (uid, resourceVersion, managedFields, ...) are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMeta {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A typed configuration resource: metadata plus the kind's spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config<T> {
+    pub meta: ConfigMeta,
+    pub spec: T,
+}
+
+impl<T> Config<T> {
+    pub fn key(&self, kind: ConfigKind) -> ConfigKey {
+        ConfigKey {
+            kind,
+            namespace: self.meta.namespace.clone(),
+            name: self.meta.name.clone(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A fully qualified service hostname such as `reviews.default.svc.cluster.local`.
+///
+/// A distinct type so a hostname is never confused with a cluster or route name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn new(name: impl Into<String>) -> Self {
+        Hostname(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Resolves a host as written in an Istio resource of `namespace`.
+    ///
+    /// As in Istio, a name without a dot is a short Kubernetes service name in
+    /// the resource's own namespace; anything with a dot is taken as written.
+    pub fn resolve(host: &str, namespace: &str, domain: &str) -> Hostname {
+        if host.contains('.') || host == "*" {
+            Hostname(host.to_string())
+        } else {
+            Hostname(format!("{host}.{namespace}.svc.{domain}"))
+        }
+    }
+
+    /// The Kubernetes-style short forms of this hostname, if it is
+    /// `name.namespace.svc.<domain>`: `(name, namespace)`.
+    pub fn kubernetes_parts(&self, domain: &str) -> Option<(&str, &str)> {
+        let prefix = self.0.strip_suffix(domain)?.strip_suffix(".svc.")?;
+        let (name, namespace) = prefix.split_once('.')?;
+        if name.is_empty() || namespace.is_empty() || namespace.contains('.') {
+            return None;
+        }
+        Some((name, namespace))
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Hostname {
+    fn from(s: &str) -> Self {
+        Hostname(s.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_resolve_in_the_resource_namespace() {
+        assert_eq!(
+            Hostname::resolve("reviews", "prod", "cluster.local").as_str(),
+            "reviews.prod.svc.cluster.local"
+        );
+        assert_eq!(
+            Hostname::resolve("api.example.com", "prod", "cluster.local").as_str(),
+            "api.example.com"
+        );
+    }
+
+    #[test]
+    fn kubernetes_parts() {
+        let h = Hostname::new("reviews.default.svc.cluster.local");
+        assert_eq!(
+            h.kubernetes_parts("cluster.local"),
+            Some(("reviews", "default"))
+        );
+        assert_eq!(
+            Hostname::new("api.example.com").kubernetes_parts("cluster.local"),
+            None
+        );
+        assert_eq!(
+            Hostname::new("a.b.c.svc.cluster.local").kubernetes_parts("cluster.local"),
+            None
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The canonical, platform-independent model of the mesh.
+//!
+//! Platform adapters (a config folder, a Kubernetes API server) translate their
+//! objects into these types; the xDS generators read only these types. This
+//! crate knows nothing of Kubernetes, gRPC or Envoy.
+
+pub mod config;
+pub mod endpoint;
+pub mod host;
+pub mod istio;
+pub mod proxy;
+pub mod service;
+pub mod snapshot;
+pub mod validation;
+
+pub use config::{Config, ConfigKey, ConfigKind, ConfigMeta};
+pub use endpoint::{Endpoint, HealthStatus, Locality};
+pub use host::Hostname;
+pub use proxy::{NodeType, ProxyId, ProxyIdError};
+pub use service::{Protocol, Resolution, Service, ServicePort};
+pub use snapshot::MeshSnapshot;
