@@ -1,0 +1,12 @@
+//! The config-folder adapter: the same YAML a user would `kubectl apply`,
+//! read from a directory and watched for changes.
+
+mod folder;
+mod parse;
+mod resource;
+mod watch;
+
+pub use folder::{ConfigFolder, Reload};
+pub use parse::{parse_file, ConfigError, ParsedFile, DEFAULT_NAMESPACE};
+pub use resource::Resource;
+pub use watch::watch_folder;

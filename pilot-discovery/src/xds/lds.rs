@@ -1,0 +1,79 @@
+//! Listeners: one outbound HTTP listener per service port.
+//!
+//! A proxy in local mode (`INTERCEPTION_MODE: NONE`) gets listeners that bind
+//! `127.0.0.1:<port>` so the application reaches services through loopback.
+//! Other proxies get the same listeners unbound (`bind_to_port: false`),
+//! Istio's shape for listeners that iptables capture feeds.
+
+use std::collections::BTreeSet;
+
+use mesh_model::MeshSnapshot;
+use xds_proto::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use xds_proto::pb::envoy::extensions::filters::http::router::v3::Router;
+use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier},
+    http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use xds_proto::protobuf::BoolValue;
+
+use super::common::{ads_config_source, socket_address};
+use super::names::{listener_name, route_config_name};
+use super::proxy::Proxy;
+
+const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+const ROUTER_FILTER: &str = "envoy.filters.http.router";
+
+/// The ports that get an outbound HTTP listener.
+pub fn http_ports(snap: &MeshSnapshot) -> BTreeSet<u16> {
+    snap.services
+        .values()
+        .flat_map(|s| s.ports.iter())
+        .filter(|p| p.protocol.is_http())
+        .map(|p| p.port)
+        .collect()
+}
+
+pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
+    let (bind_address, bind) = if proxy.is_local_mode() {
+        ("127.0.0.1", true)
+    } else {
+        ("0.0.0.0", false)
+    };
+    http_ports(snap)
+        .into_iter()
+        .map(|port| http_listener(bind_address, port, bind))
+        .collect()
+}
+
+fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
+    let name = listener_name(address, port);
+    let hcm = HttpConnectionManager {
+        stat_prefix: format!("outbound_{name}"),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config_name(port),
+        })),
+        http_filters: vec![HttpFilter {
+            name: ROUTER_FILTER.to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(xds_proto::pack(
+                &Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Listener {
+        name,
+        address: Some(socket_address(address, port)),
+        bind_to_port: (!bind).then_some(BoolValue { value: false }),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: HCM_FILTER.to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

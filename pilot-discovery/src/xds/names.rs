@@ -1,0 +1,97 @@
+//! Istio's names for Envoy resources, so tools and habits carry over.
+
+use std::fmt;
+
+use mesh_model::Hostname;
+
+pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
+/// Which way traffic flows through a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+/// A cluster name `outbound|9080|v1|reviews.default.svc.cluster.local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterName {
+    pub direction: Direction,
+    pub port: u16,
+    pub subset: String,
+    pub host: Hostname,
+}
+
+impl ClusterName {
+    pub fn outbound(port: u16, subset: &str, host: &Hostname) -> Self {
+        ClusterName {
+            direction: Direction::Outbound,
+            port,
+            subset: subset.to_string(),
+            host: host.clone(),
+        }
+    }
+
+    /// Parses a name this module produced; `None` for any other name.
+    pub fn parse(name: &str) -> Option<ClusterName> {
+        let mut parts = name.splitn(4, '|');
+        let direction = match parts.next()? {
+            "outbound" => Direction::Outbound,
+            "inbound" => Direction::Inbound,
+            _ => return None,
+        };
+        let port = parts.next()?.parse().ok()?;
+        let subset = parts.next()?.to_string();
+        let host = Hostname::new(parts.next()?);
+        Some(ClusterName {
+            direction,
+            port,
+            subset,
+            host,
+        })
+    }
+}
+
+impl fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = match self.direction {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        };
+        write!(f, "{dir}|{}|{}|{}", self.port, self.subset, self.host)
+    }
+}
+
+/// Route configurations are named by port, as Istio names them for sidecars.
+pub fn route_config_name(port: u16) -> String {
+    port.to_string()
+}
+
+/// A listener bound to `address:port`, named `address_port`.
+pub fn listener_name(address: &str, port: u16) -> String {
+    format!("{address}_{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names_round_trip() {
+        let n = ClusterName::outbound(
+            9080,
+            "v1",
+            &Hostname::new("reviews.default.svc.cluster.local"),
+        );
+        assert_eq!(
+            n.to_string(),
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        );
+        assert_eq!(ClusterName::parse(&n.to_string()), Some(n));
+        let plain = ClusterName::parse("outbound|80||a.b").expect("parses");
+        assert_eq!(plain.subset, "");
+        assert_eq!(ClusterName::parse(BLACKHOLE_CLUSTER), None);
+        assert_eq!(ClusterName::parse("outbound|x||a"), None);
+    }
+}

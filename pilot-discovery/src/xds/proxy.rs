@@ -1,0 +1,110 @@
+//! The connected proxy, as the generators see it.
+
+use std::collections::BTreeMap;
+
+use mesh_model::proxy::{InterceptionMode, ProxyMetadata};
+use mesh_model::{ProxyId, ProxyIdError};
+use xds_proto::pb::envoy::config::core::v3::Node;
+use xds_proto::protobuf::{value::Kind, Struct};
+
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub node_id: String,
+    pub id: ProxyId,
+    pub metadata: ProxyMetadata,
+}
+
+impl Proxy {
+    pub fn from_node(node: &Node) -> Result<Proxy, ProxyIdError> {
+        let id: ProxyId = node.id.parse()?;
+        let metadata = node
+            .metadata
+            .as_ref()
+            .map(parse_metadata)
+            .unwrap_or_default();
+        Ok(Proxy {
+            node_id: node.id.clone(),
+            id,
+            metadata,
+        })
+    }
+
+    /// The namespace the workload runs in: node metadata first, then the id.
+    pub fn namespace(&self) -> &str {
+        self.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_else(|| self.id.namespace())
+    }
+
+    /// Listeners bind service ports on loopback instead of relying on iptables.
+    pub fn is_local_mode(&self) -> bool {
+        self.metadata.interception_mode == InterceptionMode::None
+    }
+}
+
+fn string_fields(s: &Struct) -> BTreeMap<String, String> {
+    s.fields
+        .iter()
+        .filter_map(|(k, v)| match &v.kind {
+            Some(Kind::StringValue(s)) => Some((k.clone(), s.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn parse_metadata(meta: &Struct) -> ProxyMetadata {
+    let raw = string_fields(meta);
+    let interception_mode = raw
+        .get("INTERCEPTION_MODE")
+        .and_then(|m| InterceptionMode::parse(m))
+        .unwrap_or_default();
+    let labels = match meta.fields.get("LABELS").and_then(|v| v.kind.as_ref()) {
+        Some(Kind::StructValue(s)) => string_fields(s),
+        _ => BTreeMap::new(),
+    };
+    ProxyMetadata {
+        interception_mode,
+        namespace: raw.get("NAMESPACE").filter(|n| !n.is_empty()).cloned(),
+        labels,
+        raw,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use xds_proto::protobuf::Value;
+
+    pub fn local_node(id: &str) -> Node {
+        let mut fields = std::collections::HashMap::new();
+        fields.insert(
+            "INTERCEPTION_MODE".to_string(),
+            Value {
+                kind: Some(Kind::StringValue("NONE".into())),
+            },
+        );
+        Node {
+            id: id.into(),
+            metadata: Some(Struct { fields }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reads_interception_mode_and_namespace() {
+        let p = Proxy::from_node(&local_node(
+            "sidecar~127.0.0.1~app.shop~shop.svc.cluster.local",
+        ))
+        .expect("valid");
+        assert!(p.is_local_mode());
+        assert_eq!(p.namespace(), "shop");
+        let p = Proxy::from_node(&Node {
+            id: "sidecar~10.0.0.1~app.shop~shop.svc.cluster.local".into(),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(!p.is_local_mode());
+        assert!(Proxy::from_node(&Node::default()).is_err());
+    }
+}
