@@ -4,6 +4,10 @@
 //! the file, its position in the file, the resource it names and the field at
 //! fault, and the other documents still load.
 
+// A ConfigError is built once per bad document, never on a hot path; keeping
+// it unboxed keeps the error plumbing plain.
+#![allow(clippy::result_large_err)]
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

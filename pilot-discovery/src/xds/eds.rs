@@ -73,7 +73,6 @@ pub fn load_assignment_for(snap: &MeshSnapshot, name: &ClusterName) -> ClusterLo
                     region: locality.region.clone(),
                     zone: locality.zone.clone(),
                     sub_zone: locality.subzone.clone(),
-                    ..Default::default()
                 }),
                 lb_endpoints,
                 ..Default::default()
