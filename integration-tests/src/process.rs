@@ -1,0 +1,103 @@
+//! Child processes that are always cleaned up.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// A running process in its own process group. Dropping it stops the whole
+/// group (an agent and its Envoy alike): SIGTERM, then SIGKILL after a grace
+/// period.
+pub struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr going to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
+        use std::os::unix::process::CommandExt;
+        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// `Some(status)` if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Fails if the process has exited, quoting the end of its log.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.exited() {
+            None => Ok(()),
+            Some(status) => {
+                let log = self.log();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                Err(format!(
+                    "{} exited ({status}); last log lines:\n{}",
+                    self.name,
+                    tail.join("\n")
+                ))
+            }
+        }
+    }
+
+    fn signal_group(&self, sig: Signal) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(Pid::from_raw(pid), sig);
+        }
+    }
+
+    /// Stops the process group and waits for the process to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(status) = self.exited() {
+            self.signal_group(Signal::SIGKILL); // strays left in the group
+            return Some(status);
+        }
+        self.signal_group(Signal::SIGTERM);
+        let deadline = Instant::now() + GRACE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.exited() {
+                self.signal_group(Signal::SIGKILL);
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal_group(Signal::SIGKILL);
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
