@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
 /// A running process in its own process group. Dropping it stops the whole
@@ -74,6 +74,22 @@ impl Proc {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = killpg(Pid::from_raw(pid), sig);
         }
+    }
+
+    /// Sends SIGTERM to the process alone, not its group, and waits up to the
+    /// grace period for it to exit: shows whether it stops its own children.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Stops the process group and waits for the process to exit.
