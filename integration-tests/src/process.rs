@@ -82,14 +82,21 @@ impl Proc {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline {
+        self.wait_exit(GRACE)
+    }
+
+    /// Waits up to `grace` for the process to exit.
+    fn wait_exit(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + grace;
+        loop {
             if let Some(status) = self.exited() {
                 return Some(status);
             }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
     }
 
     /// Stops the process group and waits for the process to exit.
@@ -99,16 +106,10 @@ impl Proc {
             return Some(status);
         }
         self.signal_group(Signal::SIGTERM);
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline {
-            if let Some(status) = self.exited() {
-                self.signal_group(Signal::SIGKILL);
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = self.wait_exit(GRACE);
+        // Also reaps strays left in the group once the leader has exited.
         self.signal_group(Signal::SIGKILL);
-        self.child.wait().ok()
+        status.or_else(|| self.child.wait().ok())
     }
 }
 

@@ -149,13 +149,7 @@ impl ConfigFolder {
 /// Brings one file's state up to date. Returns the problems found if the file
 /// changed, `None` if it did not.
 fn refresh_file(path: &Path, state: &mut FileState) -> Option<Vec<ConfigError>> {
-    let file_error = |message: String| ConfigError {
-        file: path.to_path_buf(),
-        document: None,
-        resource: None,
-        field: None,
-        message,
-    };
+    let file_error = |message: String| ConfigError::file(path, message);
     let size = match std::fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) => return Some(vec![file_error(format!("cannot read: {e}"))]),

@@ -69,13 +69,16 @@ pub struct ParsedFile {
 /// contents stay in force.
 pub type FileError = ConfigError;
 
-fn file_error(file: &Path, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        file: file.to_path_buf(),
-        document: None,
-        resource: None,
-        field: None,
-        message: message.into(),
+impl ConfigError {
+    /// A problem with a whole file rather than one resource in it.
+    pub fn file(file: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            document: None,
+            resource: None,
+            field: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -86,13 +89,13 @@ fn documents(file: &Path, text: &str) -> Result<Vec<Value>, FileError> {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
         let v: Value = serde_json::from_str(text)
-            .map_err(|e| file_error(file, format!("not valid JSON: {e}")))?;
+            .map_err(|e| ConfigError::file(file, format!("not valid JSON: {e}")))?;
         return Ok(vec![v]);
     }
     let mut out = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let v = <Value as serde::Deserialize>::deserialize(doc)
-            .map_err(|e| file_error(file, format!("not valid YAML: {e}")))?;
+            .map_err(|e| ConfigError::file(file, format!("not valid YAML: {e}")))?;
         out.push(v);
     }
     Ok(out)
