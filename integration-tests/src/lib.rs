@@ -1,7 +1,9 @@
 //! Test harness shared by the end-to-end tests and `make demo`: real
 //! pilot-discovery, pilot-agent and Envoy processes on loopback.
 
+pub mod ads_client;
 pub mod binaries;
+pub mod discovery;
 pub mod mesh;
 pub mod ports;
 pub mod process;

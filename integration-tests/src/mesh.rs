@@ -12,6 +12,7 @@ use pilot_agent::http_client;
 use serde_json::Value;
 
 use crate::binaries::{envoy, workspace_binary};
+use crate::discovery::Discovery;
 use crate::ports::{ensure_free, free_port};
 use crate::process::Proc;
 use crate::upstream::Upstream;
@@ -29,6 +30,22 @@ pub const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
 const STARTUP: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The ADS flavour the sidecar speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Xds {
+    Sotw,
+    Delta,
+}
+
+impl Xds {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Xds::Sotw => "sotw",
+            Xds::Delta => "delta",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortPlan {
     /// Use the folder's ports as written (the demo).
@@ -44,8 +61,6 @@ pub struct Ports {
     pub reviews_v1: u16,
     pub reviews_v2: u16,
     pub ratings: u16,
-    pub grpc: u16,
-    pub http: u16,
     pub admin: u16,
     pub status: u16,
 }
@@ -53,7 +68,7 @@ pub struct Ports {
 pub struct Mesh {
     // Field order is drop order: the proxy goes first, the folder last.
     pub agent: Proc,
-    pub discovery: Proc,
+    pub discovery: Discovery,
     _upstreams: Vec<Upstream>,
     pub ports: Ports,
     config_dir: PathBuf,
@@ -64,6 +79,11 @@ impl Mesh {
     /// Copies `source` (the example folder) to a temporary folder and starts
     /// everything on it; returns once Envoy routes a request to reviews.
     pub async fn start(source: &Path, plan: PortPlan) -> anyhow::Result<Mesh> {
+        Self::start_with(source, plan, Xds::Delta).await
+    }
+
+    /// As [`Mesh::start`], with the sidecar speaking the given ADS flavour.
+    pub async fn start_with(source: &Path, plan: PortPlan, xds: Xds) -> anyhow::Result<Mesh> {
         let work = tempfile::Builder::new()
             .prefix("pilot-mesh-")
             .tempdir()
@@ -83,8 +103,6 @@ impl Mesh {
                     reviews_v1: REVIEWS_V1_PORT,
                     reviews_v2: REVIEWS_V2_PORT,
                     ratings: RATINGS_PORT,
-                    grpc: free_port()?,
-                    http: free_port()?,
                     admin: free_port()?,
                     status: free_port()?,
                 }
@@ -94,8 +112,6 @@ impl Mesh {
                 reviews_v1: free_port()?,
                 reviews_v2: free_port()?,
                 ratings: free_port()?,
-                grpc: free_port()?,
-                http: free_port()?,
                 admin: free_port()?,
                 status: free_port()?,
             },
@@ -109,29 +125,16 @@ impl Mesh {
             Upstream::start(ports.ratings, "ratings").await?,
         ];
 
-        let mut cmd = Command::new(workspace_binary("pilot-discovery")?);
-        cmd.args(["discovery", "--config-dir"])
-            .arg(&config_dir)
-            .args(["--grpc-addr", &format!("127.0.0.1:{}", ports.grpc)])
-            .args(["--http-addr", &format!("127.0.0.1:{}", ports.http)]);
-        let mut discovery =
-            Proc::spawn("pilot-discovery", cmd, &work.path().join("discovery.log"))?;
-        let ready_addr = SocketAddr::from(([127, 0, 0, 1], ports.http));
-        wait::until("pilot-discovery /ready", STARTUP, || {
-            let running = discovery.check_running();
-            async move {
-                running?;
-                let r = http_client::get(ready_addr, "127.0.0.1", "/ready", REQUEST_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((r.status == 200).then_some(()))
-            }
-        })
-        .await?;
+        let discovery =
+            Discovery::start(&config_dir, &work.path().join("discovery.log"), &[]).await?;
 
         let mut cmd = Command::new(workspace_binary("pilot-agent")?);
         cmd.args(["proxy", "sidecar"])
-            .args(["--discovery-address", &format!("127.0.0.1:{}", ports.grpc)])
+            .args([
+                "--discovery-address",
+                &format!("127.0.0.1:{}", discovery.grpc),
+            ])
+            .args(["--xds-type", xds.flag()])
             .arg("--envoy-binary")
             .arg(envoy()?)
             .arg("--config-path")

@@ -18,4 +18,4 @@ pub use endpoint::{Endpoint, HealthStatus, Locality};
 pub use host::Hostname;
 pub use proxy::{NodeType, ProxyId, ProxyIdError};
 pub use service::{Protocol, Resolution, Service, ServicePort};
-pub use snapshot::MeshSnapshot;
+pub use snapshot::{MeshSnapshot, SnapshotChange};

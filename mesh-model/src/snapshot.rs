@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -24,7 +24,44 @@ pub struct MeshSnapshot {
     pub destination_rules: BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
 }
 
+/// What differs between two snapshots, as far as a push needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotChange {
+    /// Services, routing rules or policies differ: every resource type may
+    /// be affected.
+    pub config: bool,
+    /// Services whose endpoints differ (added, removed or edited).
+    pub endpoints: BTreeSet<Hostname>,
+}
+
+impl SnapshotChange {
+    pub fn is_empty(&self) -> bool {
+        !self.config && self.endpoints.is_empty()
+    }
+}
+
 impl MeshSnapshot {
+    /// Compares `self` with the snapshot it replaces. Endpoint changes are
+    /// listed per service so a push can send only the affected endpoints.
+    pub fn changes_since(&self, old: &MeshSnapshot) -> SnapshotChange {
+        let config = self.domain != old.domain
+            || self.services != old.services
+            || self.virtual_services != old.virtual_services
+            || self.destination_rules != old.destination_rules;
+        let mut endpoints = BTreeSet::new();
+        for (host, eps) in &self.endpoints {
+            if old.endpoints.get(host) != Some(eps) {
+                endpoints.insert(host.clone());
+            }
+        }
+        for host in old.endpoints.keys() {
+            if !self.endpoints.contains_key(host) {
+                endpoints.insert(host.clone());
+            }
+        }
+        SnapshotChange { config, endpoints }
+    }
+
     pub fn service(&self, host: &Hostname) -> Option<&Arc<Service>> {
         self.services.get(host)
     }
@@ -56,5 +93,48 @@ impl MeshSnapshot {
                     .iter()
                     .any(|h| &Hostname::resolve(h, &vs.meta.namespace, &self.domain) == host)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Endpoint;
+
+    fn endpoint(addr: &str) -> Endpoint {
+        Endpoint {
+            service: Hostname::new("a.default.svc.cluster.local"),
+            service_port_name: "http".into(),
+            address: addr.into(),
+            port: 80,
+            labels: Default::default(),
+            locality: Default::default(),
+            health: Default::default(),
+            service_account: String::new(),
+            weight: 0,
+        }
+    }
+
+    #[test]
+    fn endpoint_only_changes_are_listed_per_service() {
+        let a = Hostname::new("a.default.svc.cluster.local");
+        let b = Hostname::new("b.default.svc.cluster.local");
+        let mut old = MeshSnapshot::default();
+        old.endpoints.insert(a.clone(), vec![endpoint("10.0.0.1")]);
+        old.endpoints.insert(b.clone(), vec![endpoint("10.0.0.2")]);
+
+        let mut new = old.clone();
+        assert!(new.changes_since(&old).is_empty());
+
+        new.endpoints.insert(a.clone(), vec![endpoint("10.0.0.9")]);
+        let change = new.changes_since(&old);
+        assert!(!change.config);
+        assert_eq!(change.endpoints, BTreeSet::from([a.clone()]));
+
+        new.endpoints.remove(&b);
+        assert_eq!(new.changes_since(&old).endpoints, BTreeSet::from([a, b]));
+
+        new.domain = "other.local".into();
+        assert!(new.changes_since(&old).config);
     }
 }

@@ -18,6 +18,27 @@ pub struct BootstrapConfig {
     /// `host:port` of pilot-discovery's xDS server.
     pub discovery_address: String,
     pub admin_port: u16,
+    pub xds_type: XdsType,
+}
+
+/// Which ADS flavour Envoy speaks to the discovery server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdsType {
+    /// State of the world: every response carries the full set of a type.
+    Sotw,
+    /// Incremental: only what changed, and what was removed (Istio's default since 1.22).
+    #[default]
+    Delta,
+}
+
+impl XdsType {
+    /// The `api_type` of Envoy's `ads_config`.
+    pub fn api_type(self) -> &'static str {
+        match self {
+            XdsType::Sotw => "GRPC",
+            XdsType::Delta => "DELTA_GRPC",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +83,7 @@ pub fn render(cfg: &BootstrapConfig) -> Result<Value, BootstrapError> {
             "lds_config": ads,
             "cds_config": ads,
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": cfg.xds_type.api_type(),
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": true,
                 "grpc_services": [ { "envoy_grpc": { "cluster_name": "xds-grpc" } } ]
@@ -145,6 +166,7 @@ mod tests {
             service_cluster: "istio-proxy".into(),
             discovery_address: addr.into(),
             admin_port: 15000,
+            xds_type: XdsType::Sotw,
         }
     }
 
@@ -165,6 +187,13 @@ mod tests {
         assert_eq!(sa["address"], "istiod.istio-system.svc");
         assert_eq!(sa["port_value"], 15010);
         assert_eq!(b["dynamic_resources"]["ads_config"]["api_type"], "GRPC");
+        let mut delta = cfg("127.0.0.1:15010");
+        delta.xds_type = XdsType::Delta;
+        let b = render(&delta).expect("renders");
+        assert_eq!(
+            b["dynamic_resources"]["ads_config"]["api_type"],
+            "DELTA_GRPC"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use pilot_agent::bootstrap::XdsType;
 use pilot_agent::identity::NodeKind;
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,15 @@ pub struct ProxyArgs {
         default_value = "istiod.istio-system.svc:15010"
     )]
     pub discovery_address: String,
+
+    /// ADS flavour: `delta` (incremental) or `sotw` (state of the world).
+    #[arg(
+        long,
+        value_enum,
+        env = "PILOT_AGENT_XDS_TYPE",
+        default_value = "delta"
+    )]
+    pub xds_type: XdsType,
 
     /// The Envoy binary; defaults to $ENVOY_BIN, then `envoy` on PATH.
     #[arg(

@@ -37,6 +37,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<i32> {
         service_cluster: args.service_cluster.clone(),
         discovery_address: args.discovery_address.clone(),
         admin_port: args.admin_port,
+        xds_type: args.xds_type,
     };
     let rendered = bootstrap::render(&cfg).context("cannot build the Envoy bootstrap")?;
     let path = bootstrap::write(&args.config_path, &rendered)

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -24,6 +25,11 @@ pub enum Command {
     Discovery(DiscoveryArgs),
 }
 
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as 100ms, 10s, 30m)"))
+}
+
 #[derive(Debug, Args)]
 pub struct DiscoveryArgs {
     /// Folder of Istio and Kubernetes YAML/JSON to serve, watched for changes.
@@ -34,11 +40,52 @@ pub struct DiscoveryArgs {
     #[arg(long, alias = "grpcAddr", default_value = "0.0.0.0:15010")]
     pub grpc_addr: SocketAddr,
 
-    /// Address of the HTTP server (`GET /ready`).
+    /// Address of the HTTP server: `/ready`, `/metrics`, `/debug/*`.
     #[arg(long, alias = "httpAddr", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+
+    /// Address of the monitoring server: `/metrics` (Prometheus), `/ready`, `/debug/*`.
+    #[arg(long, alias = "monitoringAddr", default_value = "0.0.0.0:15014")]
+    pub monitoring_addr: SocketAddr,
 
     /// DNS domain suffix of services.
     #[arg(long, default_value = "cluster.local")]
     pub domain: String,
+
+    /// Quiet time after a config event before pushing; events in between are merged.
+    #[arg(long, env = "PILOT_DEBOUNCE_AFTER", default_value = "100ms", value_parser = duration)]
+    pub debounce_after: Duration,
+
+    /// Longest a push waits for events to go quiet.
+    #[arg(long, env = "PILOT_DEBOUNCE_MAX", default_value = "10s", value_parser = duration)]
+    pub debounce_max: Duration,
+
+    /// Pushes generated concurrently; 0 scales with the CPU cores (10 per core, 10 to 100).
+    #[arg(long, env = "PILOT_PUSH_THROTTLE", default_value_t = 0)]
+    pub push_throttle: usize,
+
+    /// A response that cannot be queued for this long marks the proxy as stuck
+    /// and its stream is no longer served.
+    #[arg(long, env = "PILOT_XDS_SEND_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub xds_send_timeout: Duration,
+
+    /// Interval of HTTP/2 keepalive pings to proxies.
+    #[arg(long, alias = "keepaliveInterval", default_value = "30s", value_parser = duration)]
+    pub keepalive_interval: Duration,
+
+    /// A proxy that does not answer a keepalive ping within this is disconnected.
+    #[arg(long, alias = "keepaliveTimeout", default_value = "10s", value_parser = duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Connections older than this are asked to reconnect, so proxies rebalance across replicas.
+    #[arg(long, alias = "keepaliveMaxServerConnectionAge", default_value = "30m", value_parser = duration)]
+    pub keepalive_max_server_connection_age: Duration,
+
+    /// How long a connection asked to reconnect may linger before it is closed.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub keepalive_max_server_connection_age_grace: Duration,
+
+    /// On SIGTERM, how long streams get to close before the process exits.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub shutdown_grace: Duration,
 }

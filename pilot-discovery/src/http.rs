@@ -1,12 +1,17 @@
-//! The plain HTTP endpoint (`--http-addr`): readiness.
+//! The HTTP endpoints, served on both the http address (`--http-addr`) and the
+//! monitoring address (`--monitoring-addr`): readiness, Prometheus metrics and
+//! the debug pages.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+
+use crate::debug::{self, DebugState};
 
 /// Set once every source has loaded and the first snapshot is built.
 #[derive(Debug, Clone, Default)]
@@ -22,14 +27,34 @@ impl Readiness {
     }
 }
 
-pub fn router(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/ready", get(ready))
-        .with_state(readiness)
+#[derive(Clone)]
+struct AppState {
+    readiness: Readiness,
+    debug: DebugState,
 }
 
-async fn ready(State(readiness): State<Readiness>) -> (StatusCode, &'static str) {
-    if readiness.is_ready() {
+impl axum::extract::FromRef<AppState> for DebugState {
+    fn from_ref(s: &AppState) -> DebugState {
+        s.debug.clone()
+    }
+}
+
+pub fn router(readiness: Readiness, debug: DebugState) -> Router {
+    Router::new()
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/debug/syncz", get(debug::syncz))
+        .route("/debug/adsz", get(debug::adsz))
+        .route("/debug/configz", get(debug::configz))
+        .route("/debug/registryz", get(debug::registryz))
+        .route("/debug/endpointz", get(debug::endpointz))
+        .route("/debug/config_dump", get(debug::config_dump))
+        .route("/debug/push_status", get(debug::push_status))
+        .with_state(AppState { readiness, debug })
+}
+
+async fn ready(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.readiness.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (
@@ -37,4 +62,11 @@ async fn ready(State(readiness): State<Readiness>) -> (StatusCode, &'static str)
             "not ready: sources are still loading\n",
         )
     }
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.debug.hub.metrics.render(),
+    )
 }

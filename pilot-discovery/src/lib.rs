@@ -1,11 +1,17 @@
 //! pilot-discovery: the mesh control plane.
 //!
-//! Sources (the config folder) feed the registry, which builds immutable
-//! snapshots of the mesh; the xDS server translates a snapshot into Envoy
-//! resources for each connected proxy and streams them over ADS.
+//! Sources (the config folder) publish what they hold and send events; the
+//! debouncer merges bursts of events; the snapshot builder turns each burst
+//! into a new immutable snapshot and a push scoped to what changed; the hub
+//! fans the push out to every stream, where the SotW or delta state machine
+//! turns it into Envoy resources.
 
 pub mod configdir;
+pub mod debug;
 pub mod http;
+pub mod metrics;
+pub mod push;
 pub mod registry;
 pub mod server;
+pub mod sources;
 pub mod xds;

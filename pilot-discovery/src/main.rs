@@ -6,8 +6,10 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{Cli, Command};
-use pilot_discovery::server::{run, ServerOptions};
+use cli::{Cli, Command, DiscoveryArgs};
+use pilot_discovery::push::DebounceConfig;
+use pilot_discovery::server::{run, KeepaliveOptions, ServerOptions};
+use pilot_discovery::xds::hub::{default_push_throttle, HubConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,17 +20,37 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Discovery(args) => {
-            let opts = ServerOptions {
-                config_dir: args.config_dir,
-                grpc_addr: args.grpc_addr,
-                http_addr: args.http_addr,
-                domain: args.domain,
-            };
-            run(opts, shutdown_signal())
-                .await
-                .context("pilot-discovery failed")
-        }
+        Command::Discovery(args) => run(options(args), shutdown_signal())
+            .await
+            .context("pilot-discovery failed"),
+    }
+}
+
+fn options(args: DiscoveryArgs) -> ServerOptions {
+    ServerOptions {
+        config_dir: args.config_dir,
+        grpc_addr: args.grpc_addr,
+        http_addr: args.http_addr,
+        monitoring_addr: args.monitoring_addr,
+        domain: args.domain,
+        debounce: DebounceConfig {
+            after: args.debounce_after,
+            max: args.debounce_max,
+        },
+        hub: HubConfig {
+            push_throttle: match args.push_throttle {
+                0 => default_push_throttle(),
+                n => n,
+            },
+            send_timeout: args.xds_send_timeout,
+        },
+        keepalive: KeepaliveOptions {
+            interval: args.keepalive_interval,
+            timeout: args.keepalive_timeout,
+            max_connection_age: args.keepalive_max_server_connection_age,
+            max_connection_age_grace: args.keepalive_max_server_connection_age_grace,
+        },
+        shutdown_grace: args.shutdown_grace,
     }
 }
 
@@ -47,5 +69,5 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutdown signal received");
 }

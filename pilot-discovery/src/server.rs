@@ -1,27 +1,60 @@
-//! Wires the sources, the snapshot channel and the servers together.
+//! Wires the sources, the push pipeline and the servers together.
+//!
+//! Start-up order matters to operators: the ports are bound first (a port in
+//! use fails at once), the servers answer straight away (`/ready` says 503 and
+//! ADS says `Unavailable` until the sources have loaded), and only then is the
+//! first snapshot installed and readiness reported.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mesh_model::MeshSnapshot;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use xds_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 
 use crate::configdir::{watch_folder, ConfigFolder};
+use crate::debug::DebugState;
 use crate::http::{router, Readiness};
-use crate::registry::build_snapshot;
+use crate::metrics::{Metrics, MetricsError};
+use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
+use crate::sources::{self, SourceState};
 use crate::xds::ads::AdsService;
+use crate::xds::hub::{HubConfig, XdsHub};
+
+/// Largest gRPC message accepted from a proxy. Requests are small; this only
+/// bounds what a misbehaving client can make the server buffer.
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest response: a big mesh's listeners or clusters in one message.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub config_dir: Option<PathBuf>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub monitoring_addr: SocketAddr,
     pub domain: String,
+    pub debounce: DebounceConfig,
+    pub hub: HubConfig,
+    pub keepalive: KeepaliveOptions,
+    /// How long streams get to close after a shutdown signal before the
+    /// process exits regardless.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KeepaliveOptions {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Connections older than this are asked to go away (GOAWAY), so proxies
+    /// spread over replicas as replicas come and go.
+    pub max_connection_age: Duration,
+    /// How long a connection asked to go away may stay before it is closed.
+    pub max_connection_age_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +81,16 @@ pub enum ServerError {
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("config loading task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
-fn log_reload_errors(errors: &[crate::configdir::ConfigError]) {
-    for e in errors {
-        tracing::error!(file = %e.file.display(), "invalid config: {e}");
-    }
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 /// Runs until `shutdown` completes.
@@ -61,107 +98,106 @@ pub async fn run(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let grpc_listener = bind(opts.grpc_addr).await?;
+    let http_listener = bind(opts.http_addr).await?;
+    let monitoring_listener = bind(opts.monitoring_addr).await?;
+
+    let metrics = Metrics::new()?;
+    let hub = Arc::new(XdsHub::new(opts.hub, metrics.clone()));
     let readiness = Readiness::default();
-    let mut version = 1;
-
-    let mut folder = opts.config_dir.as_ref().map(ConfigFolder::new);
-    if let Some(f) = folder.as_mut() {
-        let reload = f.reload().map_err(|source| ServerError::ConfigDir {
-            dir: f.dir().to_path_buf(),
-            source,
-        })?;
-        log_reload_errors(&reload.errors);
-        tracing::info!(dir = %f.dir().display(), resources = f.resources().len(), "config folder loaded");
-    }
-    let empty = Default::default();
-    let resources = folder.as_ref().map(|f| f.resources()).unwrap_or(&empty);
-    let first = build_snapshot(version, &opts.domain, resources);
-    log_snapshot(&first);
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(first));
-    readiness.mark_ready();
-
-    // Keep the watcher alive for the life of the server.
-    let _watcher = match folder {
-        Some(mut folder) => {
-            let dir = folder.dir().to_path_buf();
-            let (watcher, mut changes) =
-                watch_folder(&dir).map_err(|source| ServerError::Watch {
-                    dir: dir.clone(),
-                    source,
-                })?;
-            let domain = opts.domain.clone();
-            tokio::spawn(async move {
-                while changes.recv().await.is_some() {
-                    match folder.reload() {
-                        Err(e) => {
-                            tracing::error!(dir = %dir.display(), error = %e, "cannot read config folder; keeping the current config")
-                        }
-                        Ok(reload) => {
-                            log_reload_errors(&reload.errors);
-                            if reload.changed {
-                                version += 1;
-                                let snap = build_snapshot(version, &domain, folder.resources());
-                                log_snapshot(&snap);
-                                snap_tx.send_replace(Arc::new(snap));
-                            }
-                        }
-                    }
-                }
-            });
-            Some(watcher)
-        }
-        None => None,
+    let (sources_tx, sources_rx) = watch::channel(Arc::new(SourceState::default()));
+    let debug = DebugState {
+        hub: hub.clone(),
+        sources: sources_rx.clone(),
     };
 
-    let grpc_listener =
-        TcpListener::bind(opts.grpc_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: opts.grpc_addr,
-                source,
-            })?;
-    let http_listener =
-        TcpListener::bind(opts.http_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: opts.http_addr,
-                source,
-            })?;
-    tracing::info!(grpc = %opts.grpc_addr, http = %opts.http_addr, "pilot-discovery serving");
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-
     let grpc = tonic::transport::Server::builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(AdsService::new(
-            snap_rx,
-        )))
+        .http2_keepalive_interval(Some(opts.keepalive.interval))
+        .http2_keepalive_timeout(Some(opts.keepalive.timeout))
+        .max_connection_age(opts.keepalive.max_connection_age)
+        .max_connection_age_grace(opts.keepalive.max_connection_age_grace)
+        .add_service(
+            AggregatedDiscoveryServiceServer::new(AdsService::new(hub.clone(), stop_rx.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES),
+        )
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
+    let app = router(readiness.clone(), debug);
     let http =
-        axum::serve(http_listener, router(readiness)).with_graceful_shutdown(stopped(stop_rx));
-    let (g, h) = tokio::join!(grpc, async { http.await.map_err(ServerError::Http) });
-    g?;
-    h?;
+        axum::serve(http_listener, app.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let monitoring =
+        axum::serve(monitoring_listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let servers = tokio::spawn(async move {
+        let (g, h, m) = tokio::join!(grpc, http, monitoring);
+        g?;
+        h.map_err(ServerError::Http)?;
+        m.map_err(ServerError::Http)?;
+        Ok::<(), ServerError>(())
+    });
+    tracing::info!(grpc = %opts.grpc_addr, http = %opts.http_addr, monitoring = %opts.monitoring_addr, "pilot-discovery listening");
+
+    // Sources. The folder is watched before it is read, so a change made
+    // during the first read is not missed.
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let mut _watcher = None;
+    if let Some(dir) = opts.config_dir.clone() {
+        let (watcher, signals) = watch_folder(&dir).map_err(|source| ServerError::Watch {
+            dir: dir.clone(),
+            source,
+        })?;
+        _watcher = Some(watcher);
+        let (folder, state) = tokio::task::spawn_blocking(move || {
+            let mut folder = ConfigFolder::new(&dir);
+            let state = sources::load_folder(&mut folder)
+                .map_err(|source| ServerError::ConfigDir { dir, source })?;
+            Ok::<_, ServerError>((folder, state))
+        })
+        .await??;
+        sources_tx.send_replace(Arc::new(state));
+        tokio::spawn(sources::run_folder(
+            folder,
+            signals,
+            sources_tx,
+            events_tx,
+            metrics.clone(),
+        ));
+    } else {
+        drop(events_tx);
+    }
+
+    let mut builder = SnapshotBuilder::new(opts.domain.clone(), sources_rx);
+    hub.install_first(builder.current());
+    readiness.mark_ready();
+    tracing::info!("pilot-discovery ready");
+
+    let push_hub = hub.clone();
+    tokio::spawn(debounce::run(events_rx, opts.debounce, move |merged| {
+        builder.on_burst(merged, &push_hub)
+    }));
+
+    tokio::pin!(servers);
+    tokio::select! {
+        result = &mut servers => return result?,
+        () = shutdown => {}
+    }
+    tracing::info!(
+        streams = hub.connections().len(),
+        "shutting down: closing streams and listeners"
+    );
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(opts.shutdown_grace, servers).await {
+        Ok(result) => result??,
+        Err(_) => {
+            tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the shutdown grace period; exiting anyway")
+        }
+    }
     tracing::info!("pilot-discovery stopped");
     Ok(())
-}
-
-fn log_snapshot(snap: &MeshSnapshot) {
-    tracing::info!(
-        version = snap.version,
-        services = snap.services.len(),
-        endpoints = snap.endpoints.values().map(Vec::len).sum::<usize>(),
-        virtual_services = snap.virtual_services.len(),
-        destination_rules = snap.destination_rules.len(),
-        "snapshot built"
-    );
 }

@@ -45,7 +45,18 @@ async fn demo(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut mesh = Mesh::start(&args.config_dir, PortPlan::AsWritten).await?;
     let p = &mesh.ports;
-    println!("ready in {:.1?}: xDS 127.0.0.1:{}, Envoy admin 127.0.0.1:{}, sidecar listener 127.0.0.1:{}", started.elapsed(), p.grpc, p.admin, p.service);
+    let d = &mesh.discovery;
+    println!(
+        "ready in {:.1?}: xDS 127.0.0.1:{} (delta), Envoy admin 127.0.0.1:{}, sidecar listener 127.0.0.1:{}",
+        started.elapsed(),
+        d.grpc,
+        p.admin,
+        p.service
+    );
+    println!(
+        "  pilot debug pages: http://127.0.0.1:{}/debug/syncz  /debug/adsz  /debug/push_status  /metrics",
+        d.monitoring
+    );
     println!(
         "  config folder (a copy you may edit): {}",
         mesh.config_dir().display()

@@ -1,10 +1,7 @@
-//! The gRPC Aggregated Discovery Service: one task per stream.
+//! The gRPC Aggregated Discovery Service: both flavours, one task per stream.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
-use mesh_model::MeshSnapshot;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -13,23 +10,50 @@ use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 
-use super::connection::{Connection, Decision};
+use super::hub::XdsHub;
+use super::stream::{serve, Delta, Flavour, Sotw};
 
-/// Responses queued per stream before the stream's task waits for the
-/// client to read; a slow client slows only itself.
-const STREAM_BUFFER: usize = 16;
+/// Responses queued per stream before the stream's task waits for the proxy
+/// to read. Small: each may be megabytes, and a proxy that is not reading
+/// must not make the server hold many of them.
+const STREAM_BUFFER: usize = 4;
 
 pub struct AdsService {
-    snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+    hub: Arc<XdsHub>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AdsService {
-    pub fn new(snapshots: watch::Receiver<Arc<MeshSnapshot>>) -> Self {
-        AdsService { snapshots }
+    pub fn new(hub: Arc<XdsHub>, shutdown: watch::Receiver<bool>) -> Self {
+        AdsService { hub, shutdown }
+    }
+
+    fn start<F: Flavour>(
+        &self,
+        request: Request<Streaming<F::Request>>,
+    ) -> Result<ReceiverStream<Result<F::Response, Status>>, Status> {
+        let Some(snapshot) = self.hub.snapshot() else {
+            return Err(Status::unavailable(
+                "pilot-discovery is not ready: its config sources are still loading",
+            ));
+        };
+        if *self.shutdown.borrow() {
+            return Err(Status::unavailable("pilot-discovery is shutting down"));
+        }
+        let peer = request.remote_addr();
+        let registration = self.hub.register(F::NAME, peer);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(serve::<F>(
+            self.hub.clone(),
+            registration,
+            request.into_inner(),
+            tx,
+            snapshot,
+            self.shutdown.clone(),
+        ));
+        Ok(ReceiverStream::new(rx))
     }
 }
-
-type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsService {
@@ -39,73 +63,15 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let inbound = request.into_inner();
-        tokio::spawn(serve_stream(inbound, tx, self.snapshots.clone()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        self.start::<Sotw>(request).map(Response::new)
     }
 
-    type DeltaAggregatedResourcesStream = DeltaStream;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "incremental (delta) ADS is not served yet; configure the proxy for state-of-the-world ADS (api_type GRPC)",
-        ))
-    }
-}
-
-async fn serve_stream(
-    mut inbound: Streaming<DiscoveryRequest>,
-    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    mut snapshots: watch::Receiver<Arc<MeshSnapshot>>,
-) {
-    let mut conn = Connection::default();
-    snapshots.borrow_and_update();
-    loop {
-        tokio::select! {
-            msg = inbound.message() => {
-                let req = match msg {
-                    Ok(Some(req)) => req,
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(%status, "stream ended with an error");
-                        break;
-                    }
-                };
-                match conn.on_request(&req) {
-                    Ok(Decision::Respond(t)) => {
-                        let snap = snapshots.borrow().clone();
-                        if let Some(resp) = conn.respond(&snap, &t) {
-                            if tx.send(Ok(resp)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Ok(Decision::Nothing) => {}
-                    Err(status) => {
-                        tracing::warn!(%status, "rejecting stream");
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
-                }
-            }
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    break; // the server is shutting down
-                }
-                let snap = snapshots.borrow_and_update().clone();
-                for resp in conn.on_push(&snap) {
-                    if tx.send(Ok(resp)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-    if let Some(p) = conn.proxy() {
-        tracing::info!(node = %p.node_id, "proxy disconnected");
+        self.start::<Delta>(request).map(Response::new)
     }
 }

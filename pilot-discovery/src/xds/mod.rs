@@ -1,13 +1,17 @@
-//! Envoy xDS: generators that turn a snapshot into Envoy resources, and the
-//! ADS server that streams them.
+//! Envoy xDS: generators that turn a snapshot into Envoy resources, the
+//! protocol state machines, and the ADS server that streams them.
 
 pub mod ads;
 pub mod cds;
 mod common;
-pub mod connection;
+pub mod delta;
 pub mod eds;
 pub mod generate;
+pub mod hub;
 pub mod lds;
 pub mod names;
 pub mod proxy;
 pub mod rds;
+pub mod sotw;
+pub mod state;
+pub mod stream;

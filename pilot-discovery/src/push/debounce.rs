@@ -1,0 +1,203 @@
+//! Merges bursts of source events into one push.
+//!
+//! A push starts once no new event has arrived for `after` (the burst is
+//! over), or once `max` has passed since the first event of the burst (a
+//! source that never goes quiet still gets its changes out). Istio's
+//! `PILOT_DEBOUNCE_AFTER` and `PILOT_DEBOUNCE_MAX` mean the same.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What kind of object changed, as Istio labels `pilot_inbound_updates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateKind {
+    /// Routing and policy: VirtualService, DestinationRule.
+    Config,
+    /// Service definitions: ServiceEntry, Kubernetes Service.
+    Svc,
+    /// Endpoints: WorkloadEntry, EndpointSlice.
+    Eds,
+}
+
+impl UpdateKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpdateKind::Config => "config",
+            UpdateKind::Svc => "svc",
+            UpdateKind::Eds => "eds",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebounceConfig {
+    pub after: Duration,
+    pub max: Duration,
+}
+
+impl Default for DebounceConfig {
+    fn default() -> Self {
+        DebounceConfig {
+            after: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The events of one burst.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub first: Instant,
+    pub last: Instant,
+    pub counts: BTreeMap<UpdateKind, usize>,
+}
+
+impl Merged {
+    fn new(kind: UpdateKind, now: Instant) -> Self {
+        Merged {
+            first: now,
+            last: now,
+            counts: BTreeMap::from([(kind, 1)]),
+        }
+    }
+
+    fn add(&mut self, kind: UpdateKind, now: Instant) {
+        self.last = now;
+        *self.counts.entry(kind).or_default() += 1;
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
+/// Runs until every sender of `events` is gone, calling `fire` once per
+/// burst. `fire` runs on this task, so events arriving meanwhile simply wait
+/// in the channel and join the next burst.
+pub async fn run(
+    mut events: mpsc::Receiver<UpdateKind>,
+    cfg: DebounceConfig,
+    mut fire: impl FnMut(Merged),
+) {
+    while let Some(kind) = events.recv().await {
+        let mut merged = Merged::new(kind, Instant::now());
+        let mut closed = false;
+        while !cfg.after.is_zero() {
+            let deadline = (merged.last + cfg.after).min(merged.first + cfg.max);
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => break,
+                event = events.recv() => match event {
+                    Some(kind) => merged.add(kind, Instant::now()),
+                    None => {
+                        closed = true;
+                        break;
+                    }
+                },
+            }
+        }
+        fire(merged);
+        if closed {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Fired = Arc<Mutex<Vec<(Duration, usize)>>>;
+
+    /// Starts a debouncer whose bursts are recorded as (time since start, events).
+    fn start(cfg: DebounceConfig) -> (mpsc::Sender<UpdateKind>, Fired) {
+        let (tx, rx) = mpsc::channel(64);
+        let fired: Fired = Arc::default();
+        let log = fired.clone();
+        let t0 = Instant::now();
+        tokio::spawn(run(rx, cfg, move |m| {
+            if let Ok(mut log) = log.lock() {
+                log.push((m.last.duration_since(t0), m.total()));
+            }
+        }));
+        (tx, fired)
+    }
+
+    fn fired(f: &Fired) -> Vec<usize> {
+        f.lock()
+            .map(|v| v.iter().map(|(_, n)| *n).collect())
+            .unwrap_or_default()
+    }
+
+    const CFG: DebounceConfig = DebounceConfig {
+        after: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_becomes_one_push() {
+        let (tx, f) = start(CFG);
+        for _ in 0..5 {
+            tx.send(UpdateKind::Eds).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The last event came 20 ms ago; 59 ms more is still inside the
+        // 100 ms quiet period.
+        tokio::time::sleep(Duration::from_millis(59)).await;
+        assert!(fired(&f).is_empty(), "fired before the quiet period ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(fired(&f), vec![5]);
+
+        // A later event starts a new burst.
+        tx.send(UpdateKind::Config).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(fired(&f), vec![5, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_never_goes_quiet_is_pushed_at_max() {
+        let (tx, f) = start(CFG);
+        // One event every 50 ms for 2.5 s: never 100 ms of quiet.
+        for _ in 0..50 {
+            tx.send(UpdateKind::Eds).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let bursts = fired(&f);
+        assert!(
+            bursts.len() >= 2,
+            "expected pushes forced by max, got {bursts:?}"
+        );
+        assert!(
+            bursts.iter().all(|n| *n <= 21),
+            "a burst outlived max: {bursts:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_after_pushes_every_event() {
+        let (tx, f) = start(DebounceConfig {
+            after: Duration::ZERO,
+            max: Duration::from_secs(1),
+        });
+        for _ in 0..3 {
+            tx.send(UpdateKind::Svc).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(fired(&f), vec![1, 1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_the_channel_flushes_the_last_burst() {
+        let (tx, f) = start(CFG);
+        tx.send(UpdateKind::Config).await.expect("send");
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(fired(&f), vec![1]);
+    }
+}

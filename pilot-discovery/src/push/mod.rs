@@ -1,0 +1,10 @@
+//! From source events to pushes: debouncing, rebuilding the snapshot, and
+//! the scope of each push.
+
+pub mod builder;
+pub mod debounce;
+pub mod scope;
+
+pub use builder::SnapshotBuilder;
+pub use debounce::{DebounceConfig, Merged, UpdateKind};
+pub use scope::{Push, PushScope};

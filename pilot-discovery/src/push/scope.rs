@@ -1,0 +1,127 @@
+//! What one push must send, and how pushes waiting for the same proxy merge.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mesh_model::{Hostname, MeshSnapshot, SnapshotChange};
+use tokio::time::Instant;
+
+/// Which resources a push touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushScope {
+    /// Every resource type, every resource.
+    Full,
+    /// Only the endpoints (EDS) of these services: incremental EDS.
+    Endpoints(BTreeSet<Hostname>),
+}
+
+impl PushScope {
+    /// The scope a snapshot change needs; `None` when nothing changed.
+    pub fn for_change(change: SnapshotChange) -> Option<PushScope> {
+        if change.config {
+            Some(PushScope::Full)
+        } else if change.endpoints.is_empty() {
+            None
+        } else {
+            Some(PushScope::Endpoints(change.endpoints))
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        matches!(self, PushScope::Full)
+    }
+
+    /// Two pending pushes become one that covers both.
+    pub fn merge(self, other: PushScope) -> PushScope {
+        match (self, other) {
+            (PushScope::Endpoints(mut a), PushScope::Endpoints(b)) => {
+                a.extend(b);
+                PushScope::Endpoints(a)
+            }
+            _ => PushScope::Full,
+        }
+    }
+}
+
+/// One push to one connection.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub snapshot: Arc<MeshSnapshot>,
+    pub scope: PushScope,
+    /// When the first source event behind this push arrived; convergence
+    /// time is measured from here.
+    pub started: Instant,
+}
+
+impl Push {
+    /// Folds a newer push into this pending one: the newest snapshot, the
+    /// union of the scopes, the earliest start.
+    pub fn merge(self, newer: Push) -> Push {
+        Push {
+            snapshot: newer.snapshot,
+            scope: self.scope.merge(newer.scope),
+            started: self.started.min(newer.started),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(names: &[&str]) -> BTreeSet<Hostname> {
+        names.iter().map(|n| Hostname::new(*n)).collect()
+    }
+
+    #[test]
+    fn scopes_merge_to_the_union() {
+        let a = PushScope::Endpoints(hosts(&["a"]));
+        let b = PushScope::Endpoints(hosts(&["b"]));
+        assert_eq!(a.clone().merge(b), PushScope::Endpoints(hosts(&["a", "b"])));
+        assert_eq!(a.clone().merge(PushScope::Full), PushScope::Full);
+        assert_eq!(PushScope::Full.merge(a), PushScope::Full);
+    }
+
+    #[test]
+    fn scope_follows_the_change() {
+        assert_eq!(PushScope::for_change(SnapshotChange::default()), None);
+        let eds = SnapshotChange {
+            config: false,
+            endpoints: hosts(&["a"]),
+        };
+        assert_eq!(
+            PushScope::for_change(eds),
+            Some(PushScope::Endpoints(hosts(&["a"])))
+        );
+        let full = SnapshotChange {
+            config: true,
+            endpoints: hosts(&["a"]),
+        };
+        assert_eq!(PushScope::for_change(full), Some(PushScope::Full));
+    }
+
+    #[test]
+    fn merged_push_keeps_the_newest_snapshot_and_earliest_start() {
+        let t0 = Instant::now();
+        let old = Push {
+            snapshot: Arc::new(MeshSnapshot {
+                version: 1,
+                ..Default::default()
+            }),
+            scope: PushScope::Endpoints(hosts(&["a"])),
+            started: t0,
+        };
+        let new = Push {
+            snapshot: Arc::new(MeshSnapshot {
+                version: 2,
+                ..Default::default()
+            }),
+            scope: PushScope::Endpoints(hosts(&["b"])),
+            started: t0 + std::time::Duration::from_millis(5),
+        };
+        let m = old.merge(new);
+        assert_eq!(m.snapshot.version, 2);
+        assert_eq!(m.started, t0);
+        assert_eq!(m.scope, PushScope::Endpoints(hosts(&["a", "b"])));
+    }
+}

@@ -1,0 +1,163 @@
+//! Config sources and what they currently hold. Today: the config folder.
+//! Each source publishes its resources whole; the push pipeline reads them
+//! when a debounced burst ends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesh_model::{ConfigKey, ConfigKind};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::configdir::{ConfigError, ConfigFolder, Resource};
+use crate::metrics::Metrics;
+use crate::push::UpdateKind;
+
+/// A problem a source reports about one of its inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceError {
+    pub file: PathBuf,
+    pub error: String,
+}
+
+impl From<&ConfigError> for SourceError {
+    fn from(e: &ConfigError) -> Self {
+        SourceError {
+            file: e.file.clone(),
+            error: e.to_string(),
+        }
+    }
+}
+
+/// Everything the sources hold right now.
+#[derive(Debug, Default)]
+pub struct SourceState {
+    pub resources: BTreeMap<ConfigKey, Resource>,
+    /// Inputs currently rejected; their last good version (if any) is in
+    /// `resources`.
+    pub errors: Vec<SourceError>,
+}
+
+/// How Istio classifies a change to an object of `kind`.
+pub fn update_kind(kind: ConfigKind) -> UpdateKind {
+    match kind {
+        ConfigKind::WorkloadEntry | ConfigKind::EndpointSlice => UpdateKind::Eds,
+        ConfigKind::ServiceEntry | ConfigKind::Service => UpdateKind::Svc,
+        _ => UpdateKind::Config,
+    }
+}
+
+/// One event per resource that differs between `old` and `new`.
+pub fn changes(
+    old: &BTreeMap<ConfigKey, Resource>,
+    new: &BTreeMap<ConfigKey, Resource>,
+) -> Vec<UpdateKind> {
+    let mut out = Vec::new();
+    for (k, v) in new {
+        if old.get(k) != Some(v) {
+            out.push(update_kind(k.kind));
+        }
+    }
+    for k in old.keys() {
+        if !new.contains_key(k) {
+            out.push(update_kind(k.kind));
+        }
+    }
+    out
+}
+
+pub fn folder_state(folder: &ConfigFolder) -> SourceState {
+    SourceState {
+        resources: folder.resources().clone(),
+        errors: folder.current_errors().map(SourceError::from).collect(),
+    }
+}
+
+fn log_errors(errors: &[ConfigError]) {
+    for e in errors {
+        tracing::error!(file = %e.file.display(), "invalid config: {e}");
+    }
+}
+
+/// Reloads the folder on every change signal, publishes what it holds and
+/// sends one event per changed resource to the debouncer.
+pub async fn run_folder(
+    mut folder: ConfigFolder,
+    mut signals: mpsc::Receiver<()>,
+    state: watch::Sender<Arc<SourceState>>,
+    events: mpsc::Sender<UpdateKind>,
+    metrics: Metrics,
+) {
+    while signals.recv().await.is_some() {
+        let before = state.borrow().clone();
+        let reload = match folder.reload() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(dir = %folder.dir().display(), error = %e, "cannot read config folder; keeping the current config");
+                continue;
+            }
+        };
+        log_errors(&reload.errors);
+        let after = Arc::new(folder_state(&folder));
+        let kinds = if reload.changed {
+            changes(&before.resources, &after.resources)
+        } else {
+            Vec::new()
+        };
+        state.send_replace(after);
+        for kind in kinds {
+            metrics
+                .inbound_updates
+                .with_label_values(&[kind.label()])
+                .inc();
+            if events.send(kind).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The first load of the folder, before the server is ready.
+pub fn load_folder(folder: &mut ConfigFolder) -> std::io::Result<SourceState> {
+    let reload = folder.reload()?;
+    log_errors(&reload.errors);
+    tracing::info!(dir = %folder.dir().display(), resources = folder.resources().len(), "config folder loaded");
+    Ok(folder_state(folder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_model::istio::VirtualService;
+    use mesh_model::{Config, ConfigMeta};
+
+    fn vs(name: &str, host: &str) -> (ConfigKey, Resource) {
+        let c = Config {
+            meta: ConfigMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            spec: VirtualService {
+                hosts: vec![host.into()],
+                ..Default::default()
+            },
+        };
+        (
+            c.key(ConfigKind::VirtualService),
+            Resource::VirtualService(c),
+        )
+    }
+
+    #[test]
+    fn one_event_per_changed_resource() {
+        let old: BTreeMap<_, _> = [vs("a", "x"), vs("b", "x")].into_iter().collect();
+        let new: BTreeMap<_, _> = [vs("a", "y"), vs("c", "x")].into_iter().collect();
+        // a edited, b removed, c added.
+        assert_eq!(changes(&old, &new), vec![UpdateKind::Config; 3]);
+        assert!(changes(&old, &old).is_empty());
+        assert_eq!(update_kind(ConfigKind::EndpointSlice), UpdateKind::Eds);
+        assert_eq!(update_kind(ConfigKind::Service), UpdateKind::Svc);
+    }
+}

@@ -1,0 +1,400 @@
+//! Incremental (delta) ADS as a plain state machine over [`ConnState`].
+//!
+//! The server remembers, per type, the version of every resource the proxy
+//! holds (`client_has`, seeded from `initial_resource_versions` when a proxy
+//! reconnects). A response carries only resources whose version differs, and
+//! names the ones that no longer exist in `removed_resources`. Subscription
+//! changes are applied from every request, whatever its nonce: in delta they
+//! are increments and a skipped one would be lost for good.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mesh_model::MeshSnapshot;
+use tonic::Status;
+use xds_proto::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use xds_proto::type_url;
+
+use super::generate::{generate, in_scope, is_known_type, is_wildcard_type, type_in_scope};
+use super::state::{ConnState, Watch};
+use crate::push::{Push, PushScope};
+
+const WILDCARD: &str = "*";
+
+/// Applies one request; the responses it needs (zero or one).
+pub fn on_request(
+    state: &mut ConnState,
+    req: &DeltaDiscoveryRequest,
+    snap: &MeshSnapshot,
+) -> Result<Vec<DeltaDiscoveryResponse>, Status> {
+    state.identify(req.node.as_ref())?;
+    let t = req.type_url.as_str();
+    if !is_known_type(t) {
+        tracing::warn!(
+            node = state.node_id(),
+            type_url = t,
+            "request for an unsupported type ignored"
+        );
+        return Ok(Vec::new());
+    }
+    let node = state.node_id().to_string();
+
+    let Some(w) = state.watches.get_mut(t) else {
+        // First request for the type on this stream.
+        let subscribe = &req.resource_names_subscribe;
+        let wildcard = subscribe.iter().any(|n| n == WILDCARD)
+            || (is_wildcard_type(t) && subscribe.is_empty());
+        state.watches.insert(
+            t.to_string(),
+            Watch {
+                wildcard,
+                names: subscribe
+                    .iter()
+                    .filter(|n| *n != WILDCARD)
+                    .cloned()
+                    .collect(),
+                client_has: req
+                    .initial_resource_versions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                ..Default::default()
+            },
+        );
+        state.mark_warming_dependents(t);
+        return Ok(respond(state, snap, t, Target::All, true)
+            .into_iter()
+            .collect());
+    };
+
+    for name in &req.resource_names_unsubscribe {
+        if name == WILDCARD {
+            w.wildcard = false;
+        } else {
+            w.names.remove(name);
+        }
+        w.client_has.remove(name);
+    }
+    let mut added = BTreeSet::new();
+    let mut became_wildcard = false;
+    for name in &req.resource_names_subscribe {
+        if name == WILDCARD {
+            became_wildcard |= !w.wildcard;
+            w.wildcard = true;
+        } else {
+            // Subscribing says the proxy does not hold the resource (any more).
+            w.client_has.remove(name);
+            w.names.insert(name.clone());
+            added.insert(name.clone());
+        }
+    }
+
+    let mut always = false;
+    if !req.response_nonce.is_empty() {
+        if req.response_nonce != w.nonce_sent {
+            tracing::debug!(
+                node,
+                type_url = t,
+                nonce = req.response_nonce,
+                "stale nonce"
+            );
+        } else if let Some(err) = &req.error_detail {
+            tracing::warn!(
+                node,
+                type_url = t,
+                nonce = req.response_nonce,
+                error = err.message,
+                "proxy rejected config (NACK)"
+            );
+            w.last_nack = Some(err.message.clone());
+        } else {
+            w.nonce_acked = req.response_nonce.clone();
+            w.last_nack = None;
+            always = std::mem::take(&mut w.always_respond);
+        }
+    }
+
+    let target = if became_wildcard || always {
+        Target::All
+    } else if !added.is_empty() {
+        // A wildcard type is generated whole anyway; the diff against
+        // `client_has` keeps the response to what is new.
+        if w.wildcard {
+            Target::All
+        } else {
+            Target::Only(added)
+        }
+    } else {
+        return Ok(Vec::new());
+    };
+    Ok(respond(state, snap, t, target, true).into_iter().collect())
+}
+
+/// The responses a push needs, in push order; types with nothing new are
+/// skipped.
+pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse> {
+    let types: Vec<&str> = type_url::PUSH_ORDER
+        .into_iter()
+        .filter(|t| state.watches.contains_key(*t) && type_in_scope(&push.scope, t))
+        .collect();
+    types
+        .into_iter()
+        .filter_map(|t| {
+            let target = match &push.scope {
+                PushScope::Full => Target::All,
+                scope => Target::Only(
+                    state.watches[t]
+                        .names
+                        .iter()
+                        .filter(|n| in_scope(scope, t, n))
+                        .cloned()
+                        .collect(),
+                ),
+            };
+            respond(state, &push.snapshot, t, target, false)
+        })
+        .collect()
+}
+
+enum Target {
+    /// Everything subscribed: resources missing from the result are removed.
+    All,
+    /// Just these names.
+    Only(BTreeSet<String>),
+}
+
+fn respond(
+    state: &mut ConnState,
+    snap: &MeshSnapshot,
+    t: &str,
+    target: Target,
+    answer_even_if_empty: bool,
+) -> Option<DeltaDiscoveryResponse> {
+    let proxy = state.proxy.clone()?;
+    let w = state.watches.get(t)?;
+    let generated = match &target {
+        Target::All => generate(snap, &proxy, t, &w.names),
+        Target::Only(names) if names.is_empty() => return None,
+        Target::Only(names) => generate(snap, &proxy, t, names),
+    };
+    let generated = match &target {
+        // A wildcard type is generated whole; keep what was asked for.
+        Target::Only(names) if w.wildcard => generated
+            .into_iter()
+            .filter(|g| names.contains(&g.name))
+            .collect(),
+        _ => generated,
+    };
+
+    let mut resources = Vec::new();
+    let mut now_has = BTreeMap::new();
+    for g in generated {
+        let version = g.version();
+        if w.client_has.get(&g.name) != Some(&version) {
+            resources.push(Resource {
+                name: g.name.clone(),
+                version: version.clone(),
+                resource: Some(g.resource),
+                ..Default::default()
+            });
+        }
+        now_has.insert(g.name, version);
+    }
+    let removed: Vec<String> = match target {
+        Target::All => w
+            .client_has
+            .keys()
+            .filter(|k| !now_has.contains_key(*k))
+            .cloned()
+            .collect(),
+        Target::Only(_) => Vec::new(),
+    };
+    if resources.is_empty() && removed.is_empty() && !answer_even_if_empty {
+        return None;
+    }
+
+    let nonce = state.next_nonce(snap.version);
+    let w = state.watches.get_mut(t)?;
+    for name in &removed {
+        w.client_has.remove(name);
+    }
+    w.client_has.extend(now_has);
+    w.nonce_sent = nonce.clone();
+    w.version_sent = snap.version.to_string();
+    Some(DeltaDiscoveryResponse {
+        system_version_info: snap.version.to_string(),
+        resources,
+        type_url: t.to_string(),
+        removed_resources: removed,
+        nonce,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::proxy::tests::local_node;
+    use mesh_model::Hostname;
+    use std::sync::Arc;
+    use tokio::time::Instant;
+    use xds_proto::pb::google::rpc::Status as RpcStatus;
+
+    const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
+
+    fn snap(version: u64) -> MeshSnapshot {
+        MeshSnapshot {
+            version,
+            domain: "cluster.local".into(),
+            ..Default::default()
+        }
+    }
+
+    fn req(t: &str, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            type_url: t.into(),
+            resource_names_subscribe: sub.iter().map(ToString::to_string).collect(),
+            resource_names_unsubscribe: unsub.iter().map(ToString::to_string).collect(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn first(t: &str, initial: &[(&str, &str)]) -> DeltaDiscoveryRequest {
+        let mut r = req(t, &[], &[], "");
+        r.node = Some(local_node(NODE));
+        r.initial_resource_versions = initial
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        r
+    }
+
+    fn send(c: &mut ConnState, r: &DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
+        on_request(c, r, &snap(1)).expect("request accepted")
+    }
+
+    fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
+        r.resources.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn wildcard_clusters_then_ack() {
+        let mut c = ConnState::default();
+        let r = send(&mut c, &first(type_url::CLUSTER, &[])).remove(0);
+        assert!(names(&r).contains(&"BlackHoleCluster"));
+        assert!(r.resources.iter().all(|r| !r.version.is_empty()));
+        assert!(!r.nonce.is_empty());
+        assert!(send(&mut c, &req(type_url::CLUSTER, &[], &[], &r.nonce)).is_empty());
+        assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, r.nonce);
+    }
+
+    #[test]
+    fn initial_versions_skip_what_the_proxy_has_and_remove_the_rest() {
+        let mut c = ConnState::default();
+        let all = send(&mut c, &first(type_url::CLUSTER, &[])).remove(0);
+        let bh = all
+            .resources
+            .iter()
+            .find(|r| r.name == "BlackHoleCluster")
+            .expect("blackhole");
+
+        let mut c = ConnState::default();
+        let r = send(
+            &mut c,
+            &first(
+                type_url::CLUSTER,
+                &[("BlackHoleCluster", &bh.version), ("gone", "1")],
+            ),
+        )
+        .remove(0);
+        assert!(!names(&r).contains(&"BlackHoleCluster"), "already held");
+        assert!(names(&r).contains(&"PassthroughCluster"));
+        assert_eq!(r.removed_resources, vec!["gone".to_string()]);
+    }
+
+    #[test]
+    fn subscriptions_add_and_drop_names_even_with_a_stale_nonce() {
+        let mut c = ConnState::default();
+        send(&mut c, &first(type_url::CLUSTER, &[]));
+        let r = send(&mut c, &req(type_url::ENDPOINT, &["a"], &[], "")).remove(0);
+        assert_eq!(names(&r), vec!["a"]);
+        let r2 = send(&mut c, &req(type_url::ENDPOINT, &["b"], &[], &r.nonce)).remove(0);
+        assert_eq!(names(&r2), vec!["b"], "only the new name is sent");
+        // Unsubscribing is never answered, even under an old nonce.
+        assert!(send(&mut c, &req(type_url::ENDPOINT, &[], &["a"], &r.nonce)).is_empty());
+        assert_eq!(
+            c.watches[type_url::ENDPOINT].names,
+            BTreeSet::from(["b".to_string()])
+        );
+    }
+
+    #[test]
+    fn nack_is_recorded_and_not_answered() {
+        let mut c = ConnState::default();
+        let r = send(&mut c, &first(type_url::CLUSTER, &[])).remove(0);
+        let mut nack = req(type_url::CLUSTER, &[], &[], &r.nonce);
+        nack.error_detail = Some(RpcStatus {
+            message: "no".into(),
+            ..Default::default()
+        });
+        assert!(send(&mut c, &nack).is_empty());
+        assert_eq!(
+            c.watches[type_url::CLUSTER].last_nack.as_deref(),
+            Some("no")
+        );
+    }
+
+    #[test]
+    fn pushes_send_only_what_changed() {
+        let mut c = ConnState::default();
+        send(&mut c, &first(type_url::CLUSTER, &[]));
+        let a = "outbound|80||a.default.svc.cluster.local";
+        send(&mut c, &req(type_url::ENDPOINT, &[a], &[], ""));
+        let push = |version, scope| Push {
+            snapshot: Arc::new(snap(version)),
+            scope,
+            started: Instant::now(),
+        };
+        // Nothing differs in a full push of an equal snapshot.
+        assert!(on_push(&mut c, &push(2, PushScope::Full)).is_empty());
+        // A service gains an endpoint-free definition: its cluster is new.
+        let mut s = snap(3);
+        let host = Hostname::new("a.default.svc.cluster.local");
+        s.services.insert(
+            host.clone(),
+            Arc::new(mesh_model::Service {
+                hostname: host.clone(),
+                namespace: "default".into(),
+                ports: vec![mesh_model::ServicePort {
+                    name: "http".into(),
+                    port: 80,
+                    protocol: mesh_model::Protocol::Http,
+                }],
+                resolution: mesh_model::Resolution::ClientSideLb,
+                mesh_external: false,
+                addresses: Vec::new(),
+                origin: mesh_model::ConfigKey {
+                    kind: mesh_model::ConfigKind::ServiceEntry,
+                    namespace: "default".into(),
+                    name: "a".into(),
+                },
+            }),
+        );
+        let out = on_push(
+            &mut c,
+            &Push {
+                snapshot: Arc::new(s),
+                scope: PushScope::Full,
+                started: Instant::now(),
+            },
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].type_url, type_url::CLUSTER);
+        // The service goes away again: its cluster is removed.
+        let out = on_push(&mut c, &push(4, PushScope::Full));
+        assert_eq!(out[0].removed_resources.len(), 1);
+        assert!(out[0].resources.is_empty());
+    }
+}

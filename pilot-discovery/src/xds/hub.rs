@@ -1,0 +1,268 @@
+//! The connected proxies and the current snapshot: where pushes fan out.
+//!
+//! Each stream has one pending push slot. Publishing a change merges into the
+//! slot instead of queueing, so a proxy that is slow to take pushes gets one
+//! push covering everything it missed, never a backlog.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use mesh_model::MeshSnapshot;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use super::state::ConnState;
+use crate::metrics::Metrics;
+use crate::push::{Merged, Push, PushScope, UpdateKind};
+
+/// Locks a mutex even if a panicking thread poisoned it: the data behind
+/// these locks stays consistent between statements, so it is still usable.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Pushes generated at the same time, across all streams.
+    pub push_throttle: usize,
+    /// How long a response may wait for room in a stream's buffer before the
+    /// stream is given up as stuck.
+    pub send_timeout: Duration,
+}
+
+/// Istio's `PILOT_PUSH_THROTTLE` default, scaled to the machine: generation is
+/// CPU-bound, so more concurrent pushes than a few per core only add memory.
+pub fn default_push_throttle() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 10).clamp(10, 100)
+}
+
+/// One ADS stream.
+#[derive(Debug)]
+pub struct ConnHandle {
+    pub id: u64,
+    /// `sotw` or `delta`.
+    pub flavour: &'static str,
+    pub peer: Option<SocketAddr>,
+    pub connected_at: SystemTime,
+    pub state: Mutex<ConnState>,
+    pending: Mutex<Option<Push>>,
+    wake: Notify,
+}
+
+impl ConnHandle {
+    fn enqueue(&self, push: Push) {
+        let mut slot = lock(&self.pending);
+        *slot = Some(match slot.take() {
+            Some(pending) => pending.merge(push),
+            None => push,
+        });
+        drop(slot);
+        self.wake.notify_one();
+    }
+
+    /// Waits until a push may be pending.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    pub fn take_pending(&self) -> Option<Push> {
+        lock(&self.pending).take()
+    }
+}
+
+/// What the last pushes did, for `/debug/push_status`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushStatus {
+    /// Snapshot version in force.
+    pub version: u64,
+    /// Changes pushed since start.
+    pub pushes: u64,
+    pub full_pushes: u64,
+    pub eds_pushes: u64,
+    pub last: Option<LastPush>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastPush {
+    pub version: u64,
+    pub full: bool,
+    /// For endpoint-only pushes, the services whose endpoints changed.
+    pub eds_services: Vec<String>,
+    /// Source events merged into this push, by kind.
+    pub events: BTreeMap<UpdateKind, usize>,
+    pub debounce_ms: f64,
+    pub proxies: usize,
+    pub at_unix_ms: u128,
+}
+
+pub struct XdsHub {
+    current: RwLock<Option<Arc<MeshSnapshot>>>,
+    conns: Mutex<BTreeMap<u64, Arc<ConnHandle>>>,
+    next_id: AtomicU64,
+    throttle: Semaphore,
+    pub config: HubConfig,
+    pub metrics: Metrics,
+    status: Mutex<PushStatus>,
+}
+
+impl XdsHub {
+    pub fn new(config: HubConfig, metrics: Metrics) -> Self {
+        XdsHub {
+            current: RwLock::new(None),
+            conns: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            throttle: Semaphore::new(config.push_throttle.max(1)),
+            config,
+            metrics,
+            status: Mutex::new(PushStatus::default()),
+        }
+    }
+
+    /// The snapshot in force; `None` until the sources have loaded.
+    pub fn snapshot(&self) -> Option<Arc<MeshSnapshot>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn connections(&self) -> Vec<Arc<ConnHandle>> {
+        lock(&self.conns).values().cloned().collect()
+    }
+
+    pub fn push_status(&self) -> PushStatus {
+        lock(&self.status).clone()
+    }
+
+    pub async fn push_permit(&self) -> Option<SemaphorePermit<'_>> {
+        self.throttle.acquire().await.ok()
+    }
+
+    /// Adds a stream; it is removed when the returned guard drops.
+    pub fn register(
+        self: &Arc<Self>,
+        flavour: &'static str,
+        peer: Option<SocketAddr>,
+    ) -> Registration {
+        let handle = Arc::new(ConnHandle {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            flavour,
+            peer,
+            connected_at: SystemTime::now(),
+            state: Mutex::new(ConnState::default()),
+            pending: Mutex::new(None),
+            wake: Notify::new(),
+        });
+        lock(&self.conns).insert(handle.id, handle.clone());
+        self.metrics.xds_clients.inc();
+        Registration {
+            hub: self.clone(),
+            handle,
+        }
+    }
+
+    /// Installs the first snapshot: from now on streams are accepted.
+    pub fn install_first(&self, snap: Arc<MeshSnapshot>) {
+        self.metrics.services.set(gauge(snap.services.len()));
+        lock(&self.status).version = snap.version;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap);
+    }
+
+    /// Installs `snap` and queues a push of `scope` to every stream. A stream
+    /// registered after the snapshot is installed reads it on its own, so no
+    /// stream misses it.
+    pub fn publish(&self, snap: Arc<MeshSnapshot>, scope: PushScope, merged: &Merged) {
+        let now = Instant::now();
+        self.metrics
+            .debounce_time
+            .observe(now.duration_since(merged.first).as_secs_f64());
+        self.metrics.services.set(gauge(snap.services.len()));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap.clone());
+
+        let conns = self.connections();
+        for c in &conns {
+            c.enqueue(Push {
+                snapshot: snap.clone(),
+                scope: scope.clone(),
+                started: merged.first,
+            });
+        }
+        let eds_services = match &scope {
+            PushScope::Full => Vec::new(),
+            PushScope::Endpoints(hosts) => hosts.iter().map(ToString::to_string).collect(),
+        };
+        tracing::info!(
+            version = snap.version,
+            full = scope.is_full(),
+            eds_services = eds_services.len(),
+            events = merged.total(),
+            proxies = conns.len(),
+            "push"
+        );
+        let mut status = lock(&self.status);
+        status.version = snap.version;
+        status.pushes += 1;
+        if scope.is_full() {
+            status.full_pushes += 1;
+        } else {
+            status.eds_pushes += 1;
+        }
+        status.last = Some(LastPush {
+            version: snap.version,
+            full: scope.is_full(),
+            eds_services,
+            events: merged.counts.clone(),
+            debounce_ms: now.duration_since(merged.first).as_secs_f64() * 1000.0,
+            proxies: conns.len(),
+            at_unix_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+        });
+    }
+
+    /// The handle of the stream serving `node_id`, the newest if several.
+    pub fn find_proxy(&self, node_id: &str) -> Option<Arc<ConnHandle>> {
+        self.connections().into_iter().rev().find(|c| {
+            lock(&c.state)
+                .proxy
+                .as_ref()
+                .is_some_and(|p| p.node_id == node_id)
+        })
+    }
+
+    /// Names of the proxies connected, for logs and tests.
+    pub fn proxy_ids(&self) -> BTreeSet<String> {
+        self.connections()
+            .iter()
+            .filter_map(|c| lock(&c.state).proxy.as_ref().map(|p| p.node_id.clone()))
+            .collect()
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Keeps a stream in the hub; dropping it removes the stream.
+pub struct Registration {
+    hub: Arc<XdsHub>,
+    pub handle: Arc<ConnHandle>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.hub.conns).remove(&self.handle.id);
+        self.hub.metrics.xds_clients.dec();
+        let state = lock(&self.handle.state);
+        if let Some(p) = &state.proxy {
+            tracing::info!(node = %p.node_id, connection = self.handle.id, "proxy disconnected");
+        }
+    }
+}

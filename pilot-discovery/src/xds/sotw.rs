@@ -1,0 +1,319 @@
+//! State-of-the-world ADS as a plain state machine over [`ConnState`]:
+//! requests and pushes in, responses out. No I/O here, so every protocol rule
+//! is testable without a network.
+//!
+//! The rules, as Envoy and Istio apply them: a request with an empty nonce
+//! (re)subscribes and is answered; a request carrying the last nonce sent is an
+//! ACK, answered only if its resource names changed; one carrying an older
+//! nonce is stale and ignored; a NACK (`error_detail`) is recorded and not
+//! answered, since the same config would be rejected again.
+
+use std::collections::BTreeSet;
+
+use mesh_model::MeshSnapshot;
+use tonic::Status;
+use xds_proto::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use xds_proto::type_url;
+
+use super::generate::{generate, in_scope, is_known_type, is_wildcard_type, type_in_scope};
+use super::state::{ConnState, Watch};
+use crate::push::{Push, PushScope};
+
+/// Applies one request; the responses it needs (zero or one). An error ends
+/// the stream with that status.
+pub fn on_request(
+    state: &mut ConnState,
+    req: &DiscoveryRequest,
+    snap: &MeshSnapshot,
+) -> Result<Vec<DiscoveryResponse>, Status> {
+    state.identify(req.node.as_ref())?;
+    let t = req.type_url.as_str();
+    if !is_known_type(t) {
+        tracing::warn!(
+            node = state.node_id(),
+            type_url = t,
+            "request for an unsupported type ignored"
+        );
+        return Ok(Vec::new());
+    }
+    let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
+    let node = state.node_id().to_string();
+
+    if let Some(err) = &req.error_detail {
+        // The proxy keeps its previous config; re-sending the same one would
+        // be rejected the same way, so wait for the next change.
+        tracing::warn!(
+            node,
+            type_url = t,
+            nonce = req.response_nonce,
+            error = err.message,
+            "proxy rejected config (NACK)"
+        );
+        if let Some(w) = state.watches.get_mut(t) {
+            w.last_nack = Some(err.message.clone());
+            if !is_wildcard_type(t) {
+                w.names = names;
+            }
+        }
+        return Ok(Vec::new());
+    }
+
+    let respond = match state.watches.get_mut(t) {
+        // First request for the type on this stream, or Envoy carrying a nonce
+        // over from a stream to another server: answer it.
+        None => {
+            state.watches.insert(
+                t.to_string(),
+                Watch {
+                    wildcard: is_wildcard_type(t),
+                    names,
+                    ..Default::default()
+                },
+            );
+            state.mark_warming_dependents(t);
+            true
+        }
+        Some(w) if req.response_nonce.is_empty() => {
+            w.names = names;
+            state.mark_warming_dependents(t);
+            true
+        }
+        Some(w) if req.response_nonce != w.nonce_sent => {
+            tracing::debug!(
+                node,
+                type_url = t,
+                nonce = req.response_nonce,
+                "stale nonce ignored"
+            );
+            false
+        }
+        Some(w) => {
+            w.nonce_acked = req.response_nonce.clone();
+            w.last_nack = None;
+            let always = std::mem::take(&mut w.always_respond);
+            let changed = !w.wildcard && names != w.names;
+            if changed {
+                w.names = names;
+            }
+            changed || always
+        }
+    };
+    Ok(if respond {
+        respond_with(state, snap, t, None).into_iter().collect()
+    } else {
+        Vec::new()
+    })
+}
+
+/// The responses a push needs, clusters before endpoints before listeners
+/// before routes. A full push re-sends endpoints after clusters, so clusters
+/// that Envoy re-creates finish warming.
+pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
+    let types: Vec<&str> = type_url::PUSH_ORDER
+        .into_iter()
+        .filter(|t| state.watches.contains_key(*t) && type_in_scope(&push.scope, t))
+        .collect();
+    types
+        .into_iter()
+        .filter_map(|t| match &push.scope {
+            PushScope::Full => respond_with(state, &push.snapshot, t, None),
+            scope => {
+                let names: BTreeSet<String> = state.watches[t]
+                    .names
+                    .iter()
+                    .filter(|n| in_scope(scope, t, n))
+                    .cloned()
+                    .collect();
+                if names.is_empty() {
+                    None
+                } else {
+                    respond_with(state, &push.snapshot, t, Some(&names))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Builds a response for `t` from `snap`: every subscribed resource, or only
+/// `only` (incremental EDS: the proxy keeps the clusters not named).
+fn respond_with(
+    state: &mut ConnState,
+    snap: &MeshSnapshot,
+    t: &str,
+    only: Option<&BTreeSet<String>>,
+) -> Option<DiscoveryResponse> {
+    let proxy = state.proxy.clone()?;
+    let nonce = state.next_nonce(snap.version);
+    let w = state.watches.get_mut(t)?;
+    let names = only.unwrap_or(&w.names);
+    let resources = generate(snap, &proxy, t, names)
+        .into_iter()
+        .map(|n| n.resource)
+        .collect();
+    let version = snap.version.to_string();
+    w.nonce_sent = nonce.clone();
+    w.version_sent = version.clone();
+    Some(DiscoveryResponse {
+        version_info: version,
+        resources,
+        type_url: t.to_string(),
+        nonce,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::proxy::tests::local_node;
+    use std::sync::Arc;
+    use tokio::time::Instant;
+    use xds_proto::pb::google::rpc::Status as RpcStatus;
+
+    const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
+
+    fn snap(version: u64) -> MeshSnapshot {
+        MeshSnapshot {
+            version,
+            domain: "cluster.local".into(),
+            ..Default::default()
+        }
+    }
+
+    fn full(version: u64) -> Push {
+        Push {
+            snapshot: Arc::new(snap(version)),
+            scope: PushScope::Full,
+            started: Instant::now(),
+        }
+    }
+
+    fn req(t: &str, names: &[&str], nonce: &str) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: t.into(),
+            resource_names: names.iter().map(ToString::to_string).collect(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        }
+    }
+
+    fn send(c: &mut ConnState, r: &DiscoveryRequest) -> Vec<DiscoveryResponse> {
+        on_request(c, r, &snap(1)).expect("request accepted")
+    }
+
+    /// A connected proxy with a CDS watch, and the first CDS response.
+    fn connected() -> (ConnState, DiscoveryResponse) {
+        let mut c = ConnState::default();
+        let mut first = req(type_url::CLUSTER, &[], "");
+        first.node = Some(local_node(NODE));
+        let mut out = send(&mut c, &first);
+        assert_eq!(out.len(), 1);
+        (c, out.remove(0))
+    }
+
+    #[test]
+    fn first_request_needs_a_node_id() {
+        let mut c = ConnState::default();
+        let err =
+            on_request(&mut c, &req(type_url::CLUSTER, &[], ""), &snap(1)).expect_err("no node");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let mut bad = req(type_url::CLUSTER, &[], "");
+        bad.node = Some(local_node("nonsense"));
+        let err = on_request(&mut c, &bad, &snap(1)).expect_err("bad id");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn ack_nack_and_stale_nonces() {
+        let (mut c, r1) = connected();
+        assert_eq!(r1.version_info, "1");
+        assert!(!r1.nonce.is_empty());
+
+        // ACK: nothing to send.
+        assert!(send(&mut c, &req(type_url::CLUSTER, &[], &r1.nonce)).is_empty());
+        assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, r1.nonce);
+
+        // A push supersedes r1; an answer to r1 is stale.
+        let r2 = on_push(&mut c, &full(2)).pop().expect("push");
+        assert_ne!(r2.nonce, r1.nonce);
+        assert!(send(&mut c, &req(type_url::CLUSTER, &[], &r1.nonce)).is_empty());
+
+        // NACK: recorded, nothing re-sent.
+        let mut nack = req(type_url::CLUSTER, &[], &r2.nonce);
+        nack.error_detail = Some(RpcStatus {
+            message: "bad cluster".into(),
+            ..Default::default()
+        });
+        assert!(send(&mut c, &nack).is_empty());
+        let w = &c.watches[type_url::CLUSTER];
+        assert_eq!(w.last_nack.as_deref(), Some("bad cluster"));
+        assert_eq!(w.nonce_acked, r1.nonce);
+    }
+
+    #[test]
+    fn eds_follows_subscription_changes() {
+        let (mut c, _) = connected();
+        let r = send(&mut c, &req(type_url::ENDPOINT, &["a"], "")).remove(0);
+        assert_eq!(r.resources.len(), 1);
+        // ACK with the same names: nothing. With new names: respond.
+        assert!(send(&mut c, &req(type_url::ENDPOINT, &["a"], &r.nonce)).is_empty());
+        let r = send(&mut c, &req(type_url::ENDPOINT, &["a", "b"], &r.nonce)).remove(0);
+        assert_eq!(r.resources.len(), 2);
+        // Dropping a name is answered with the remaining ones.
+        let r = send(&mut c, &req(type_url::ENDPOINT, &["b"], &r.nonce)).remove(0);
+        assert_eq!(r.resources.len(), 1);
+    }
+
+    #[test]
+    fn clusters_resubscribed_force_the_next_endpoint_answer() {
+        let (mut c, cds) = connected();
+        let eds = send(&mut c, &req(type_url::ENDPOINT, &["a"], "")).remove(0);
+        // Envoy re-subscribes to clusters (a reconnect), then re-asks for the
+        // same endpoints with the last nonce: answered despite looking like an ACK.
+        assert_eq!(send(&mut c, &req(type_url::CLUSTER, &[], "")).len(), 1);
+        assert_eq!(
+            send(&mut c, &req(type_url::ENDPOINT, &["a"], &eds.nonce)).len(),
+            1
+        );
+        let _ = cds;
+    }
+
+    #[test]
+    fn push_order_scope_and_unknown_types() {
+        let (mut c, _) = connected();
+        for t in [type_url::ROUTE, type_url::LISTENER, type_url::ENDPOINT] {
+            assert_eq!(send(&mut c, &req(t, &[], "")).len(), 1);
+        }
+        assert!(send(&mut c, &req("type.googleapis.com/nope", &[], "")).is_empty());
+        let order: Vec<String> = on_push(&mut c, &full(3))
+            .into_iter()
+            .map(|r| r.type_url)
+            .collect();
+        assert_eq!(order, type_url::PUSH_ORDER.map(String::from).to_vec());
+    }
+
+    #[test]
+    fn endpoint_push_sends_only_changed_clusters() {
+        let (mut c, _) = connected();
+        let a = "outbound|80||a.default.svc.cluster.local";
+        let b = "outbound|80||b.default.svc.cluster.local";
+        let r = send(&mut c, &req(type_url::ENDPOINT, &[a, b], "")).remove(0);
+        assert_eq!(r.resources.len(), 2);
+        let push = Push {
+            scope: PushScope::Endpoints(BTreeSet::from([mesh_model::Hostname::new(
+                "a.default.svc.cluster.local",
+            )])),
+            ..full(2)
+        };
+        let out = on_push(&mut c, &push);
+        assert_eq!(out.len(), 1, "only EDS is pushed");
+        assert_eq!(out[0].type_url, type_url::ENDPOINT);
+        assert_eq!(out[0].resources.len(), 1, "only the changed cluster");
+        // A change to a service the proxy does not watch sends nothing.
+        let other = Push {
+            scope: PushScope::Endpoints(BTreeSet::from([mesh_model::Hostname::new("zzz")])),
+            ..full(3)
+        };
+        assert!(on_push(&mut c, &other).is_empty());
+    }
+}

@@ -1,0 +1,80 @@
+//! What the server knows about one ADS stream: the proxy on the other end and,
+//! per resource type, what it subscribed to, was sent and acknowledged.
+//! Shared by the state-of-the-world and delta protocols.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tonic::Status;
+use xds_proto::pb::envoy::config::core::v3::Node;
+
+use super::proxy::Proxy;
+
+/// One resource type on one stream.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Watch {
+    /// Subscribed to every resource of the type.
+    pub wildcard: bool,
+    /// Resources subscribed to by name (EDS, RDS, and delta subscriptions).
+    pub names: BTreeSet<String>,
+    pub nonce_sent: String,
+    pub version_sent: String,
+    pub nonce_acked: String,
+    /// The message of the last NACK, cleared by the next ACK.
+    pub last_nack: Option<String>,
+    /// Answer the next request even if it looks like an ACK: Envoy re-asks
+    /// for endpoints while warming clusters and waits for the answer.
+    #[serde(skip)]
+    pub always_respond: bool,
+    /// Delta only: the version of each resource the proxy holds.
+    #[serde(skip)]
+    pub client_has: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct ConnState {
+    pub proxy: Option<Arc<Proxy>>,
+    pub watches: BTreeMap<String, Watch>,
+    nonces: u64,
+}
+
+impl ConnState {
+    /// Reads the proxy's identity from the first request of the stream.
+    /// Later requests may omit the node.
+    pub fn identify(&mut self, node: Option<&Node>) -> Result<&Arc<Proxy>, Status> {
+        if self.proxy.is_none() {
+            let node = node.filter(|n| !n.id.is_empty()).ok_or_else(|| {
+                Status::invalid_argument("the first request must carry a node with an id")
+            })?;
+            let proxy = Proxy::from_node(node)
+                .map_err(|e| Status::invalid_argument(format!("invalid node id: {e}")))?;
+            tracing::info!(node = %proxy.node_id, "proxy connected");
+            self.proxy = Some(Arc::new(proxy));
+        }
+        self.proxy
+            .as_ref()
+            .ok_or_else(|| Status::internal("proxy identity lost"))
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.proxy.as_ref().map_or("", |p| p.node_id.as_str())
+    }
+
+    /// A nonce unique on this stream, readable in logs.
+    pub fn next_nonce(&mut self, version: u64) -> String {
+        self.nonces += 1;
+        format!("{version}-{}", self.nonces)
+    }
+
+    /// After a proxy (re)subscribes to clusters, its next endpoint request
+    /// must be answered for the new clusters to finish warming.
+    pub fn mark_warming_dependents(&mut self, type_url: &str) {
+        if type_url == xds_proto::type_url::CLUSTER {
+            if let Some(w) = self.watches.get_mut(xds_proto::type_url::ENDPOINT) {
+                w.always_respond = true;
+            }
+        }
+    }
+}
