@@ -49,7 +49,19 @@ pub fn sidecar_id(pod: &str) -> String {
 async fn client(
     addr: SocketAddr,
 ) -> anyhow::Result<AggregatedDiscoveryServiceClient<tonic::transport::Channel>> {
+    client_with_window(addr, None).await
+}
+
+/// `window`: HTTP/2 flow-control windows in bytes; `None` keeps the defaults
+/// (megabytes). A small window makes a client that stops reading block the
+/// server quickly, as a stuck proxy would.
+async fn client_with_window(
+    addr: SocketAddr,
+    window: Option<u32>,
+) -> anyhow::Result<AggregatedDiscoveryServiceClient<tonic::transport::Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
@@ -82,8 +94,13 @@ pub struct SotwStream {
 
 impl SotwStream {
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::open_with_window(addr, None).await
+    }
+
+    /// Opens a stream whose HTTP/2 windows are `window` bytes.
+    pub async fn open_with_window(addr: SocketAddr, window: Option<u32>) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(16);
-        let resp = client(addr)
+        let resp = client_with_window(addr, window)
             .await?
             .stream_aggregated_resources(ReceiverStream::new(rx))
             .await

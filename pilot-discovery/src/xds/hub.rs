@@ -266,3 +266,59 @@ impl Drop for Registration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_model::Hostname;
+
+    fn hub() -> Arc<XdsHub> {
+        Arc::new(XdsHub::new(
+            HubConfig {
+                push_throttle: 2,
+                send_timeout: Duration::from_secs(1),
+            },
+            Metrics::new().expect("metrics"),
+        ))
+    }
+
+    fn snap(version: u64) -> Arc<MeshSnapshot> {
+        Arc::new(MeshSnapshot {
+            version,
+            ..Default::default()
+        })
+    }
+
+    fn burst() -> Merged {
+        Merged {
+            first: Instant::now(),
+            last: Instant::now(),
+            counts: BTreeMap::from([(UpdateKind::Eds, 1)]),
+        }
+    }
+
+    fn eds(host: &str) -> PushScope {
+        PushScope::Endpoints(BTreeSet::from([Hostname::new(host)]))
+    }
+
+    #[test]
+    fn pushes_waiting_for_a_stream_merge_into_one() {
+        let hub = hub();
+        hub.install_first(snap(1));
+        let reg = hub.register("sotw", None);
+        hub.publish(snap(2), eds("a"), &burst());
+        hub.publish(snap(3), eds("b"), &burst());
+        let pending = reg.handle.take_pending().expect("one pending push");
+        assert_eq!(pending.snapshot.version, 3);
+        assert_eq!(pending.scope, eds("a").merge(eds("b")));
+        assert!(
+            reg.handle.take_pending().is_none(),
+            "only one push was queued"
+        );
+        assert_eq!(hub.push_status().pushes, 2);
+        assert_eq!(hub.metrics.xds_clients.get(), 1);
+        drop(reg);
+        assert_eq!(hub.metrics.xds_clients.get(), 0);
+        assert!(hub.connections().is_empty());
+    }
+}
