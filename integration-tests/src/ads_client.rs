@@ -111,6 +111,20 @@ impl SotwStream {
         })
     }
 
+    /// Opens a stream as sidecar `pod`, subscribes to `t` with `names`, and
+    /// returns the stream with the first response (not yet ACKed).
+    pub async fn start(
+        addr: SocketAddr,
+        pod: &str,
+        t: &str,
+        names: &[&str],
+    ) -> anyhow::Result<(Self, DiscoveryResponse)> {
+        let mut s = Self::open(addr).await?;
+        s.subscribe_as(node(&sidecar_id(pod)), t, names).await?;
+        let first = s.recv_type(t).await?;
+        Ok((s, first))
+    }
+
     /// Opens a stream; fails with the server's status if it refuses it.
     pub async fn try_open(addr: SocketAddr) -> Result<Self, tonic::Status> {
         let (tx, rx) = mpsc::channel(16);
@@ -211,6 +225,21 @@ impl DeltaStream {
             tx,
             rx: resp.into_inner(),
         })
+    }
+
+    /// Opens a stream as sidecar `pod`, subscribes to `t` (wildcard when
+    /// `subscribe` is empty), and returns it with the first response.
+    pub async fn start(
+        addr: SocketAddr,
+        pod: &str,
+        t: &str,
+        subscribe: &[&str],
+    ) -> anyhow::Result<(Self, DeltaDiscoveryResponse)> {
+        let mut s = Self::open(addr).await?;
+        s.subscribe_as(node(&sidecar_id(pod)), t, subscribe, &BTreeMap::new())
+            .await?;
+        let first = s.recv_type(t).await?;
+        Ok((s, first))
     }
 
     pub async fn send(&self, req: DeltaDiscoveryRequest) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 pub mod ads_client;
 pub mod binaries;
 pub mod discovery;
+pub mod fixture;
 pub mod mesh;
 pub mod ports;
 pub mod process;

@@ -8,14 +8,13 @@
 //! requests in order).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integration_tests::ads_client::pilot_discovery_types::{type_url, RpcStatus};
 use integration_tests::ads_client::{
     delta_names, node, sidecar_id, sotw_names, DeltaStream, Next, SotwStream,
 };
-use integration_tests::discovery::Discovery;
+use integration_tests::fixture::{service_entry, ConfigFixture};
 use integration_tests::wait;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -24,65 +23,10 @@ const REVIEWS_V2: &str = "outbound|9080|v2|reviews.default.svc.cluster.local";
 const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
 const RATINGS: &str = "outbound|9080||ratings.default.svc.cluster.local";
 
-struct Fixture {
-    discovery: Discovery,
-    config: PathBuf,
-    _work: tempfile::TempDir,
-}
-
-impl Fixture {
-    /// pilot-discovery on a copy of the example folder.
-    async fn start(extra: &[&str]) -> Fixture {
-        let work = tempfile::Builder::new()
-            .prefix("pilot-xds-")
-            .tempdir()
-            .expect("tempdir");
-        let config = work.path().join("config");
-        std::fs::create_dir_all(&config).expect("mkdir");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh");
-        for entry in std::fs::read_dir(&examples).expect("examples") {
-            let path = entry.expect("entry").path();
-            if let Some(name) = path.file_name() {
-                std::fs::copy(&path, config.join(name)).expect("copy");
-            }
-        }
-        let discovery = Discovery::start(&config, &work.path().join("discovery.log"), extra)
-            .await
-            .expect("pilot-discovery starts");
-        Fixture {
-            discovery,
-            config,
-            _work: work,
-        }
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.config.join(name), text).expect("write config");
-    }
-
-    fn remove(&self, name: &str) {
-        std::fs::remove_file(self.config.join(name)).expect("remove config");
-    }
-}
-
-/// A ServiceEntry of its own host: adding one changes clusters (a full push).
-fn service_entry(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  hosts: [{name}.example.com]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  ports:
-  - {{number: {port}, name: http, protocol: HTTP}}
-  endpoints:
-  - address: 127.0.0.1
-"
-    )
+async fn fixture(flags: &[&str]) -> ConfigFixture {
+    ConfigFixture::start(&[], flags)
+        .await
+        .expect("pilot-discovery starts")
 }
 
 /// One more EndpointSlice for ratings: an endpoint-only change.
@@ -108,14 +52,10 @@ ports:
 /// Every response carries a version and a nonce, and nonces never repeat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_every_response_has_a_version_and_a_fresh_nonce() {
-    let f = Fixture::start(&[]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
+    let f = fixture(&[]).await;
+    let (mut s, cds) = SotwStream::start(f.discovery.grpc_addr(), "a", type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     s.request(type_url::LISTENER, &[], "").await.expect("send");
     let lds = s.recv_type(type_url::LISTENER).await.expect("lds");
     s.request(type_url::ENDPOINT, &[REVIEWS], "")
@@ -138,14 +78,10 @@ async fn sotw_every_response_has_a_version_and_a_fresh_nonce() {
 /// An ACK is not answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_ack_gets_no_response() {
-    let f = Fixture::start(&[]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
+    let f = fixture(&[]).await;
+    let (mut s, cds) = SotwStream::start(f.discovery.grpc_addr(), "a", type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     s.ack(&cds, &[]).await.expect("ack");
     s.request(type_url::LISTENER, &[], "").await.expect("send");
     s.recv_type(type_url::LISTENER)
@@ -159,17 +95,19 @@ async fn sotw_ack_gets_no_response() {
 /// when it names different resources.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_stale_nonce_is_ignored() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
-        .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::ENDPOINT, &[REVIEWS_V1])
-        .await
-        .expect("send");
-    let first = s.recv_type(type_url::ENDPOINT).await.expect("eds");
+    let f = fixture(&["--debounce-after", "10ms"]).await;
+    let (mut s, first) = SotwStream::start(
+        f.discovery.grpc_addr(),
+        "a",
+        type_url::ENDPOINT,
+        &[REVIEWS_V1],
+    )
+    .await
+    .expect("eds");
     s.ack(&first, &[REVIEWS_V1]).await.expect("ack");
     // A full push supersedes `first`.
-    f.write("extra.yaml", &service_entry("extra", 8001));
+    f.write("extra.yaml", &service_entry("extra", 8001))
+        .expect("write config");
     let pushed = s.recv_type(type_url::ENDPOINT).await.expect("pushed eds");
     assert_ne!(pushed.nonce, first.nonce);
     // Answering the old response with new names: stale, so no EDS answer.
@@ -186,7 +124,7 @@ async fn sotw_stale_nonce_is_ignored() {
 /// not sent again: the next CDS the proxy sees is a new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_nack_is_recorded_counted_and_not_resent() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
+    let f = fixture(&["--debounce-after", "10ms"]).await;
     let id = sidecar_id("nacker");
     let mut s = SotwStream::open(f.discovery.grpc_addr())
         .await
@@ -232,7 +170,8 @@ async fn sotw_nack_is_recorded_counted_and_not_resent() {
     assert_eq!(rejects, 1.0);
 
     // The next CDS comes with a change, as a new version.
-    f.write("extra.yaml", &service_entry("extra", 8001));
+    f.write("extra.yaml", &service_entry("extra", 8001))
+        .expect("write config");
     let next = s
         .recv_type(type_url::CLUSTER)
         .await
@@ -244,7 +183,7 @@ async fn sotw_nack_is_recorded_counted_and_not_resent() {
 /// CDS and LDS are wildcard: names in the request do not narrow them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_clusters_and_listeners_are_wildcard() {
-    let f = Fixture::start(&[]).await;
+    let f = fixture(&[]).await;
     let mut s = SotwStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -270,14 +209,15 @@ async fn sotw_clusters_and_listeners_are_wildcard() {
 /// removed ones from later pushes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_endpoints_and_routes_follow_the_subscription() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
-        .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::ENDPOINT, &[REVIEWS_V1])
-        .await
-        .expect("send");
-    let r = s.recv_type(type_url::ENDPOINT).await.expect("eds");
+    let f = fixture(&["--debounce-after", "10ms"]).await;
+    let (mut s, r) = SotwStream::start(
+        f.discovery.grpc_addr(),
+        "a",
+        type_url::ENDPOINT,
+        &[REVIEWS_V1],
+    )
+    .await
+    .expect("eds");
     assert_eq!(sotw_names(&r), vec![REVIEWS_V1]);
     s.ack(&r, &[REVIEWS_V1, RATINGS])
         .await
@@ -295,7 +235,8 @@ async fn sotw_endpoints_and_routes_follow_the_subscription() {
     assert_eq!(sotw_names(&r), vec![RATINGS]);
     s.ack(&r, &[RATINGS]).await.expect("ack");
     // A full push carries only the remaining subscription.
-    f.write("extra.yaml", &service_entry("extra", 8001));
+    f.write("extra.yaml", &service_entry("extra", 8001))
+        .expect("write config");
     let r = s.recv_type(type_url::ENDPOINT).await.expect("pushed eds");
     assert_eq!(sotw_names(&r), vec![RATINGS]);
 
@@ -310,14 +251,10 @@ async fn sotw_endpoints_and_routes_follow_the_subscription() {
 /// re-creates finish warming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_endpoints_follow_a_cluster_push() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
+    let f = fixture(&["--debounce-after", "10ms"]).await;
+    let (mut s, cds) = SotwStream::start(f.discovery.grpc_addr(), "a", type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     s.ack(&cds, &[]).await.expect("ack");
     s.request(type_url::ENDPOINT, &[REVIEWS], "")
         .await
@@ -325,7 +262,8 @@ async fn sotw_endpoints_follow_a_cluster_push() {
     let eds = s.recv_type(type_url::ENDPOINT).await.expect("eds");
     s.ack(&eds, &[REVIEWS]).await.expect("ack");
 
-    f.write("extra.yaml", &service_entry("extra", 8001));
+    f.write("extra.yaml", &service_entry("extra", 8001))
+        .expect("write config");
     let cds2 = s.recv_type(type_url::CLUSTER).await.expect("cds push");
     let eds2 = s
         .recv_type(type_url::ENDPOINT)
@@ -338,7 +276,7 @@ async fn sotw_endpoints_follow_a_cluster_push() {
 /// The first request must identify the proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_request_without_node_id_is_invalid_argument() {
-    let f = Fixture::start(&[]).await;
+    let f = fixture(&[]).await;
     let mut s = SotwStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -365,7 +303,7 @@ async fn first_request_without_node_id_is_invalid_argument() {
 /// is not answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_versions_nonces_and_acks() {
-    let f = Fixture::start(&[]).await;
+    let f = fixture(&[]).await;
     let mut d = DeltaStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -397,7 +335,7 @@ async fn delta_versions_nonces_and_acks() {
 /// what it holds is not re-sent, what changed is, what is gone is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_honours_initial_resource_versions() {
-    let f = Fixture::start(&[]).await;
+    let f = fixture(&[]).await;
     let mut d = DeltaStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -437,7 +375,7 @@ async fn delta_honours_initial_resource_versions() {
 /// Delta: deleting a service sends its cluster in `removed_resources`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_sends_removed_resources_on_deletion() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
+    let f = fixture(&["--debounce-after", "10ms"]).await;
     let mut d = DeltaStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -451,7 +389,7 @@ async fn delta_sends_removed_resources_on_deletion() {
     .expect("send");
     let cds = d.recv_type(type_url::CLUSTER).await.expect("cds");
     d.ack(&cds).await.expect("ack");
-    f.remove("ratings.yaml");
+    f.remove("ratings.yaml").expect("remove config");
     let r = d.recv_type(type_url::CLUSTER).await.expect("cds push");
     assert_eq!(r.removed_resources, vec![RATINGS]);
     assert!(
@@ -465,7 +403,7 @@ async fn delta_sends_removed_resources_on_deletion() {
 /// and applies even under a stale nonce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_subscriptions_add_and_drop_names() {
-    let f = Fixture::start(&[]).await;
+    let f = fixture(&[]).await;
     let mut d = DeltaStream::open(f.discovery.grpc_addr())
         .await
         .expect("open");
@@ -506,14 +444,10 @@ async fn delta_subscriptions_add_and_drop_names() {
 /// endpoints changed; counted per type by `pilot_xds_pushes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_change_pushes_only_the_changed_clusters() {
-    let f = Fixture::start(&["--debounce-after", "10ms"]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
+    let f = fixture(&["--debounce-after", "10ms"]).await;
+    let (mut s, cds) = SotwStream::start(f.discovery.grpc_addr(), "a", type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     s.ack(&cds, &[]).await.expect("ack");
     let all = [REVIEWS, REVIEWS_V1, REVIEWS_V2, RATINGS];
     s.request(type_url::ENDPOINT, &all, "").await.expect("send");
@@ -533,7 +467,8 @@ async fn endpoint_change_pushes_only_the_changed_clusters() {
     };
     let (cds0, eds0, lds0) = (count("cds").await, count("eds").await, count("lds").await);
 
-    f.write("ratings-2.yaml", &ratings_slice("ratings-2", "127.0.0.2"));
+    f.write("ratings-2.yaml", &ratings_slice("ratings-2", "127.0.0.2"))
+        .expect("write config");
     let pushed = s
         .recv_type(type_url::ENDPOINT)
         .await
@@ -560,14 +495,11 @@ async fn endpoint_change_pushes_only_the_changed_clusters() {
 async fn a_burst_of_changes_is_merged_into_one_push() {
     // Each file is written well after the folder's own 100 ms quiet period,
     // so each is a separate event; all fall inside one 3 s debounce window.
-    let f = Fixture::start(&["--debounce-after", "3s"]).await;
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
-        .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id("a")), type_url::ENDPOINT, &[RATINGS])
-        .await
-        .expect("send");
-    let eds = s.recv_type(type_url::ENDPOINT).await.expect("eds");
+    let f = fixture(&["--debounce-after", "3s"]).await;
+    let (mut s, eds) =
+        SotwStream::start(f.discovery.grpc_addr(), "a", type_url::ENDPOINT, &[RATINGS])
+            .await
+            .expect("eds");
     s.ack(&eds, &[RATINGS]).await.expect("ack");
     let pushes0 = f
         .discovery
@@ -579,7 +511,8 @@ async fn a_burst_of_changes_is_merged_into_one_push() {
         f.write(
             &format!("ratings-{i}.yaml"),
             &ratings_slice(&format!("ratings-{i}"), &format!("127.0.0.{i}")),
-        );
+        )
+        .expect("write config");
         // Let the folder watcher see this write on its own.
         let d = &f.discovery;
         let want = f64::from(i - 1);

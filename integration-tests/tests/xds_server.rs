@@ -2,69 +2,21 @@
 //! pages, metrics, connection age and graceful shutdown. Real pilot-discovery
 //! processes on loopback, driven by a raw ADS client.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::ads_client::pilot_discovery_types::{type_url, DiscoveryRequest, RpcStatus};
 use integration_tests::ads_client::{node, sidecar_id, sotw_names, Next, SotwStream};
-use integration_tests::discovery::{get_on, json_on, metric_value, Discovery};
+use integration_tests::discovery::{get_on, json_on, metric_value};
+use integration_tests::fixture::{service_entry, ConfigFixture};
 use integration_tests::ports::free_port;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct Fixture {
-    discovery: Discovery,
-    config: PathBuf,
-    _work: tempfile::TempDir,
-}
-
-impl Fixture {
-    async fn start(extra_files: &[(&str, String)], flags: &[&str]) -> Fixture {
-        let work = tempfile::Builder::new()
-            .prefix("pilot-server-")
-            .tempdir()
-            .expect("tempdir");
-        let config = work.path().join("config");
-        std::fs::create_dir_all(&config).expect("mkdir");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh");
-        for entry in std::fs::read_dir(&examples).expect("examples") {
-            let path = entry.expect("entry").path();
-            if let Some(name) = path.file_name() {
-                std::fs::copy(&path, config.join(name)).expect("copy");
-            }
-        }
-        for (name, text) in extra_files {
-            std::fs::write(config.join(name), text).expect("write");
-        }
-        let discovery = Discovery::start(&config, &work.path().join("discovery.log"), flags)
-            .await
-            .expect("pilot-discovery starts");
-        Fixture {
-            discovery,
-            config,
-            _work: work,
-        }
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.config.join(name), text).expect("write config");
-    }
-}
-
-fn service_entry(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{name}.example.com]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  ports: [{{number: {port}, name: http, protocol: HTTP}}]
-  endpoints: [{{address: 127.0.0.1}}]
-"
-    )
+async fn fixture(extra_files: &[(&str, String)], flags: &[&str]) -> ConfigFixture {
+    ConfigFixture::start(extra_files, flags)
+        .await
+        .expect("pilot-discovery starts")
 }
 
 /// Enough services that one CDS response is far larger than an HTTP/2
@@ -107,11 +59,12 @@ async fn cds_client_with_window(
 }
 
 /// Makes one full push and waits for the good client to receive and ACK it.
-async fn push_and_receive(f: &Fixture, good: &mut SotwStream, i: u16) -> String {
+async fn push_and_receive(f: &ConfigFixture, good: &mut SotwStream, i: u16) -> String {
     f.write(
         "churn.yaml",
         &service_entry(&format!("churn-{i}"), 20_000 + i),
-    );
+    )
+    .expect("write config");
     let want = format!("outbound|{}||churn-{i}.example.com", 20_000 + i);
     loop {
         let r = good
@@ -146,7 +99,7 @@ async fn a_stuck_client_delays_no_one_and_is_dropped() {
     // Phase 1: a send timeout far longer than the test. The stuck client
     // blocks only its own stream: every push reaches the good client, while
     // the stuck one stays behind, still connected.
-    let f = Fixture::start(
+    let f = fixture(
         &bulk,
         &["--debounce-after", "10ms", "--xds-send-timeout", "10m"],
     )
@@ -173,7 +126,7 @@ async fn a_stuck_client_delays_no_one_and_is_dropped() {
 
     // Phase 2: a 1 s send timeout. The stuck stream is given up, counted as
     // a send error, and the good client keeps receiving pushes.
-    let f = Fixture::start(
+    let f = fixture(
         &bulk,
         &["--debounce-after", "10ms", "--xds-send-timeout", "1s"],
     )
@@ -283,7 +236,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_pages_show_proxies_config_and_pushes() {
     let bad = ("broken.yaml", "kind: [not yaml".to_string());
-    let f = Fixture::start(&[bad], &[]).await;
+    let f = fixture(&[bad], &[]).await;
     let id = sidecar_id("debugged");
     let mut s = SotwStream::open(f.discovery.grpc_addr())
         .await
@@ -394,7 +347,7 @@ async fn debug_pages_show_proxies_config_and_pushes() {
 /// `/metrics` on the monitoring address carries Istio's metric names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_use_istio_names() {
-    let f = Fixture::start(&[], &["--debounce-after", "10ms"]).await;
+    let f = fixture(&[], &["--debounce-after", "10ms"]).await;
     let (mut s, cds) = cds_client(f.discovery.grpc_addr(), "metered").await;
     // A NACK, then a change that pushes.
     s.send(DiscoveryRequest {
@@ -408,7 +361,8 @@ async fn metrics_use_istio_names() {
     })
     .await
     .expect("nack");
-    f.write("extra.yaml", &service_entry("extra", 8001));
+    f.write("extra.yaml", &service_entry("extra", 8001))
+        .expect("write config");
     let pushed = s.recv_type(type_url::CLUSTER).await.expect("push");
     s.ack(&pushed, &[]).await.expect("ack");
 
@@ -436,7 +390,7 @@ async fn metrics_use_istio_names() {
 /// reconnect (to this or another replica).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_connections_are_closed_so_proxies_rebalance() {
-    let f = Fixture::start(
+    let f = fixture(
         &[],
         &[
             "--keepalive-max-server-connection-age",
@@ -462,7 +416,7 @@ async fn old_connections_are_closed_so_proxies_rebalance() {
 /// SIGTERM closes streams with `Unavailable` and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_streams_and_exits_cleanly() {
-    let mut f = Fixture::start(&[], &[]).await;
+    let mut f = fixture(&[], &[]).await;
     let (mut s, _) = cds_client(f.discovery.grpc_addr(), "leaving").await;
     let status = f
         .discovery
