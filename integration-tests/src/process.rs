@@ -40,6 +40,10 @@ impl Proc {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -86,7 +90,7 @@ impl Proc {
     }
 
     /// Waits up to `grace` for the process to exit.
-    fn wait_exit(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+    pub fn wait_exit(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + grace;
         loop {
             if let Some(status) = self.exited() {
@@ -117,4 +121,25 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The processes whose parent is `pid`, from `/proc`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            // `/proc/<pid>/stat`: "pid (comm) state ppid ..."; comm may hold
+            // spaces, so read after the last ')'.
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pilot_agent::bootstrap::XdsType;
@@ -23,6 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run Envoy as a sidecar (or router) proxy.
     Proxy(ProxyArgs),
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as 200ms, 10s, 1m)"))
 }
 
 #[derive(Debug, Args)]
@@ -89,4 +95,17 @@ pub struct ProxyArgs {
     /// DNS domain suffix of services.
     #[arg(long, default_value = "cluster.local")]
     pub domain: String,
+
+    /// Restarts of a failing Envoy allowed before the agent gives up and
+    /// exits non-zero; refilled after a minute of stable running.
+    #[arg(long, env = "PILOT_AGENT_RESTART_BUDGET", default_value_t = 10)]
+    pub restart_budget: u32,
+
+    /// Wait before the first restart; doubles with each further one.
+    #[arg(long, env = "PILOT_AGENT_RESTART_INITIAL_BACKOFF", default_value = "200ms", value_parser = duration)]
+    pub restart_initial_backoff: Duration,
+
+    /// Longest wait between restarts.
+    #[arg(long, env = "PILOT_AGENT_RESTART_MAX_BACKOFF", default_value = "30s", value_parser = duration)]
+    pub restart_max_backoff: Duration,
 }

@@ -7,6 +7,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::supervisor::{Launcher, Running};
 
 #[derive(Debug, Clone)]
 pub struct EnvoyOptions {
@@ -25,8 +28,6 @@ pub enum EnvoyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("waiting for Envoy failed: {0}")]
-    Wait(#[source] std::io::Error),
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -68,21 +69,48 @@ pub fn spawn(opts: &EnvoyOptions) -> Result<Child, EnvoyError> {
         })
 }
 
-/// Waits for Envoy to exit, passing SIGTERM and SIGINT on to it.
-pub async fn supervise(mut child: Child) -> Result<ExitStatus, EnvoyError> {
+/// A running Envoy.
+pub struct EnvoyProc(Child);
+
+impl Running for EnvoyProc {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.0.wait().await
+    }
+
+    fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.0.id().and_then(|p| i32::try_from(p).ok()) {
+            if let Err(e) = kill(Pid::from_raw(pid), sig) {
+                tracing::warn!(error = %e, "cannot signal Envoy");
+            }
+        }
+    }
+}
+
+/// Launches Envoy with fixed options, for the supervisor.
+pub struct EnvoyLauncher(pub EnvoyOptions);
+
+impl Launcher for EnvoyLauncher {
+    type Proc = EnvoyProc;
+
+    fn launch(&mut self, attempt: u32) -> Result<EnvoyProc, String> {
+        if attempt > 0 {
+            tracing::info!(attempt, "starting Envoy again");
+        }
+        spawn(&self.0).map(EnvoyProc).map_err(|e| e.to_string())
+    }
+}
+
+/// Turns SIGTERM and SIGINT into stop requests for the supervisor.
+pub async fn forward_signals(to: mpsc::Sender<Signal>) -> Result<(), EnvoyError> {
     let mut term = signal(SignalKind::terminate()).map_err(EnvoyError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(EnvoyError::Signals)?;
     loop {
         let sig = tokio::select! {
-            status = child.wait() => return status.map_err(EnvoyError::Wait),
             _ = term.recv() => Signal::SIGTERM,
             _ = int.recv() => Signal::SIGINT,
         };
-        tracing::info!(signal = %sig, "forwarding signal to Envoy");
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-            if let Err(e) = kill(Pid::from_raw(pid), sig) {
-                tracing::warn!(error = %e, "cannot signal Envoy");
-            }
+        if to.send(sig).await.is_err() {
+            return Ok(());
         }
     }
 }
@@ -126,17 +154,15 @@ mod tests {
 
     #[tokio::test]
     async fn exit_status_is_passed_through() {
-        let child = Command::new("sh")
-            .args(["-c", "exit 7"])
-            .spawn()
-            .expect("sh");
-        let status = supervise(child).await.expect("waits");
-        assert_eq!(exit_code(status), 7);
-        let child = Command::new("sh")
-            .args(["-c", "kill -9 $$"])
-            .spawn()
-            .expect("sh");
-        let status = supervise(child).await.expect("waits");
-        assert_eq!(exit_code(status), 137);
+        let mut p = EnvoyProc(
+            Command::new("sh")
+                .args(["-c", "exit 7"])
+                .spawn()
+                .expect("sh"),
+        );
+        assert_eq!(exit_code(p.wait().await.expect("waits")), 7);
+        let mut p = EnvoyProc(Command::new("sleep").arg("30").spawn().expect("sleep"));
+        p.signal(Signal::SIGKILL);
+        assert_eq!(exit_code(p.wait().await.expect("waits")), 137);
     }
 }

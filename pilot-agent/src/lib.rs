@@ -7,3 +7,4 @@ pub mod envoy;
 pub mod http_client;
 pub mod identity;
 pub mod status;
+pub mod supervisor;

@@ -11,8 +11,9 @@ mod cli;
 
 use cli::{Cli, Command, ProxyArgs};
 use pilot_agent::bootstrap::{self, BootstrapConfig};
-use pilot_agent::envoy::{self, EnvoyOptions};
+use pilot_agent::envoy::{self, EnvoyLauncher, EnvoyOptions};
 use pilot_agent::identity::Identity;
+use pilot_agent::supervisor::{supervise, Outcome, RestartPolicy};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -57,15 +58,39 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<i32> {
         });
     }
 
-    let child = envoy::spawn(&EnvoyOptions {
+    let launcher = EnvoyLauncher(EnvoyOptions {
         binary: args.envoy_binary,
         config_path: path,
         log_level: args.proxy_log_level,
         component_log_level: args.proxy_component_log_level,
         concurrency: args.concurrency,
-    })?;
-    let status = envoy::supervise(child).await?;
-    let code = envoy::exit_code(status);
-    tracing::info!(%status, "Envoy exited");
+    });
+    let policy = RestartPolicy {
+        budget: args.restart_budget,
+        initial_backoff: args.restart_initial_backoff,
+        max_backoff: args.restart_max_backoff,
+        ..RestartPolicy::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        if let Err(e) = envoy::forward_signals(stop_tx).await {
+            tracing::error!(error = %e, "signals will not reach Envoy");
+        }
+    });
+    let code = match supervise(launcher, policy, stop_rx).await {
+        Outcome::Stopped(status) => {
+            tracing::info!(%status, "Envoy exited");
+            envoy::exit_code(status)
+        }
+        Outcome::BudgetSpent {
+            restarts,
+            last_failure,
+        } => {
+            anyhow::bail!(
+                "giving up: Envoy failed again after {restarts} restarts (restart budget {}); last failure: {last_failure}",
+                args.restart_budget
+            );
+        }
+    };
     Ok(code)
 }

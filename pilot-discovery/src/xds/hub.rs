@@ -321,4 +321,16 @@ mod tests {
         assert_eq!(hub.metrics.xds_clients.get(), 0);
         assert!(hub.connections().is_empty());
     }
+
+    #[tokio::test]
+    async fn concurrent_pushes_are_bounded_by_the_throttle() {
+        let hub = hub(); // push_throttle: 2
+        let a = hub.push_permit().await.expect("permit");
+        let _b = hub.push_permit().await.expect("permit");
+        let third = tokio::time::timeout(Duration::from_millis(50), hub.push_permit()).await;
+        assert!(third.is_err(), "a third push ran while two were generating");
+        drop(a);
+        let third = tokio::time::timeout(Duration::from_secs(5), hub.push_permit()).await;
+        assert!(third.is_ok_and(|p| p.is_some()), "a permit freed up");
+    }
 }
