@@ -14,11 +14,10 @@ use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
-use xds_proto::type_url;
 
-use super::generate::{generate, in_scope, is_known_type, is_wildcard_type, type_in_scope};
+use super::generate::{generate, is_known_type, is_wildcard_type};
 use super::state::{ConnState, Watch};
-use crate::push::{Push, PushScope};
+use crate::push::Push;
 
 const WILDCARD: &str = "*";
 
@@ -134,24 +133,11 @@ pub fn on_request(
 /// The responses a push needs, in push order; types with nothing new are
 /// skipped.
 pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse> {
-    let types: Vec<&str> = type_url::PUSH_ORDER
+    state
+        .push_plan(&push.scope)
         .into_iter()
-        .filter(|t| state.watches.contains_key(*t) && type_in_scope(&push.scope, t))
-        .collect();
-    types
-        .into_iter()
-        .filter_map(|t| {
-            let target = match &push.scope {
-                PushScope::Full => Target::All,
-                scope => Target::Only(
-                    state.watches[t]
-                        .names
-                        .iter()
-                        .filter(|n| in_scope(scope, t, n))
-                        .cloned()
-                        .collect(),
-                ),
-            };
+        .filter_map(|(t, only)| {
+            let target = only.map_or(Target::All, Target::Only);
             respond(state, &push.snapshot, t, target, false)
         })
         .collect()
@@ -235,11 +221,13 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::PushScope;
     use crate::xds::proxy::tests::local_node;
     use mesh_model::Hostname;
     use std::sync::Arc;
     use tokio::time::Instant;
     use xds_proto::pb::google::rpc::Status as RpcStatus;
+    use xds_proto::type_url;
 
     const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
 

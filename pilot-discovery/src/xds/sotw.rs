@@ -13,11 +13,10 @@ use std::collections::BTreeSet;
 use mesh_model::MeshSnapshot;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use xds_proto::type_url;
 
-use super::generate::{generate, in_scope, is_known_type, is_wildcard_type, type_in_scope};
+use super::generate::{generate, is_known_type, is_wildcard_type};
 use super::state::{ConnState, Watch};
-use crate::push::{Push, PushScope};
+use crate::push::Push;
 
 /// Applies one request; the responses it needs (zero or one). An error ends
 /// the stream with that status.
@@ -109,28 +108,10 @@ pub fn on_request(
 /// before routes. A full push re-sends endpoints after clusters, so clusters
 /// that Envoy re-creates finish warming.
 pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
-    let types: Vec<&str> = type_url::PUSH_ORDER
+    state
+        .push_plan(&push.scope)
         .into_iter()
-        .filter(|t| state.watches.contains_key(*t) && type_in_scope(&push.scope, t))
-        .collect();
-    types
-        .into_iter()
-        .filter_map(|t| match &push.scope {
-            PushScope::Full => respond_with(state, &push.snapshot, t, None),
-            scope => {
-                let names: BTreeSet<String> = state.watches[t]
-                    .names
-                    .iter()
-                    .filter(|n| in_scope(scope, t, n))
-                    .cloned()
-                    .collect();
-                if names.is_empty() {
-                    None
-                } else {
-                    respond_with(state, &push.snapshot, t, Some(&names))
-                }
-            }
-        })
+        .filter_map(|(t, only)| respond_with(state, &push.snapshot, t, only.as_ref()))
         .collect()
 }
 
@@ -165,10 +146,12 @@ fn respond_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::PushScope;
     use crate::xds::proxy::tests::local_node;
     use std::sync::Arc;
     use tokio::time::Instant;
     use xds_proto::pb::google::rpc::Status as RpcStatus;
+    use xds_proto::type_url;
 
     const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
 

@@ -9,7 +9,13 @@ use serde::Serialize;
 use tonic::Status;
 use xds_proto::pb::envoy::config::core::v3::Node;
 
+use super::generate::{in_scope, type_in_scope};
 use super::proxy::Proxy;
+use crate::push::PushScope;
+
+/// What a push sends for one type: everything subscribed, or only these
+/// (never empty) names.
+pub type PushTarget = Option<BTreeSet<String>>;
 
 /// One resource type on one stream.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -76,5 +82,26 @@ impl ConnState {
                 w.always_respond = true;
             }
         }
+    }
+
+    /// The types a push of `scope` touches on this stream, in push order,
+    /// each with what to send. Types with nothing in scope are left out.
+    pub fn push_plan(&self, scope: &PushScope) -> Vec<(&'static str, PushTarget)> {
+        xds_proto::type_url::PUSH_ORDER
+            .into_iter()
+            .filter(|t| self.watches.contains_key(*t) && type_in_scope(scope, t))
+            .filter_map(|t| match scope {
+                PushScope::Full => Some((t, None)),
+                PushScope::Endpoints(_) => {
+                    let names: BTreeSet<String> = self.watches[t]
+                        .names
+                        .iter()
+                        .filter(|n| in_scope(scope, t, n))
+                        .cloned()
+                        .collect();
+                    (!names.is_empty()).then_some((t, Some(names)))
+                }
+            })
+            .collect()
     }
 }
