@@ -47,7 +47,9 @@ impl PushScope {
 #[derive(Debug, Clone)]
 pub struct Push {
     pub snapshot: Arc<MeshSnapshot>,
-    pub scope: PushScope,
+    /// Shared by every stream the push goes to: one set of hostnames, not
+    /// one copy per proxy.
+    pub scope: Arc<PushScope>,
     /// When the first source event behind this push arrived; convergence
     /// time is measured from here.
     pub started: Instant,
@@ -59,7 +61,9 @@ impl Push {
     pub fn merge(self, newer: Push) -> Push {
         Push {
             snapshot: newer.snapshot,
-            scope: self.scope.merge(newer.scope),
+            scope: Arc::new(
+                Arc::unwrap_or_clone(self.scope).merge(Arc::unwrap_or_clone(newer.scope)),
+            ),
             started: self.started.min(newer.started),
         }
     }
@@ -108,7 +112,7 @@ mod tests {
                 version: 1,
                 ..Default::default()
             }),
-            scope: PushScope::Endpoints(hosts(&["a"])),
+            scope: Arc::new(PushScope::Endpoints(hosts(&["a"]))),
             started: t0,
         };
         let new = Push {
@@ -116,12 +120,12 @@ mod tests {
                 version: 2,
                 ..Default::default()
             }),
-            scope: PushScope::Endpoints(hosts(&["b"])),
+            scope: Arc::new(PushScope::Endpoints(hosts(&["b"]))),
             started: t0 + std::time::Duration::from_millis(5),
         };
         let m = old.merge(new);
         assert_eq!(m.snapshot.version, 2);
         assert_eq!(m.started, t0);
-        assert_eq!(m.scope, PushScope::Endpoints(hosts(&["a", "b"])));
+        assert_eq!(*m.scope, PushScope::Endpoints(hosts(&["a", "b"])));
     }
 }

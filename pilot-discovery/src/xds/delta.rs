@@ -342,7 +342,7 @@ mod tests {
         send(&mut c, &req(type_url::ENDPOINT, &[a], &[], ""));
         let push = |version, scope| Push {
             snapshot: Arc::new(snap(version)),
-            scope,
+            scope: Arc::new(scope),
             started: Instant::now(),
         };
         // Nothing differs in a full push of an equal snapshot.
@@ -374,7 +374,7 @@ mod tests {
             &mut c,
             &Push {
                 snapshot: Arc::new(s),
-                scope: PushScope::Full,
+                scope: Arc::new(PushScope::Full),
                 started: Instant::now(),
             },
         );

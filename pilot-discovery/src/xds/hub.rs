@@ -187,6 +187,7 @@ impl XdsHub {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap.clone());
 
         let conns = self.connections();
+        let scope = Arc::new(scope);
         for c in &conns {
             c.enqueue(Push {
                 snapshot: snap.clone(),
@@ -194,7 +195,7 @@ impl XdsHub {
                 started: merged.first,
             });
         }
-        let eds_services = match &scope {
+        let eds_services = match scope.as_ref() {
             PushScope::Full => Vec::new(),
             PushScope::Endpoints(hosts) => hosts.iter().map(ToString::to_string).collect(),
         };
@@ -310,7 +311,7 @@ mod tests {
         hub.publish(snap(3), eds("b"), &burst());
         let pending = reg.handle.take_pending().expect("one pending push");
         assert_eq!(pending.snapshot.version, 3);
-        assert_eq!(pending.scope, eds("a").merge(eds("b")));
+        assert_eq!(*pending.scope, eds("a").merge(eds("b")));
         assert!(
             reg.handle.take_pending().is_none(),
             "only one push was queued"

@@ -166,7 +166,7 @@ mod tests {
     fn full(version: u64) -> Push {
         Push {
             snapshot: Arc::new(snap(version)),
-            scope: PushScope::Full,
+            scope: Arc::new(PushScope::Full),
             started: Instant::now(),
         }
     }
@@ -283,9 +283,9 @@ mod tests {
         let r = send(&mut c, &req(type_url::ENDPOINT, &[a, b], "")).remove(0);
         assert_eq!(r.resources.len(), 2);
         let push = Push {
-            scope: PushScope::Endpoints(BTreeSet::from([mesh_model::Hostname::new(
-                "a.default.svc.cluster.local",
-            )])),
+            scope: Arc::new(PushScope::Endpoints(BTreeSet::from([
+                mesh_model::Hostname::new("a.default.svc.cluster.local"),
+            ]))),
             ..full(2)
         };
         let out = on_push(&mut c, &push);
@@ -294,7 +294,9 @@ mod tests {
         assert_eq!(out[0].resources.len(), 1, "only the changed cluster");
         // A change to a service the proxy does not watch sends nothing.
         let other = Push {
-            scope: PushScope::Endpoints(BTreeSet::from([mesh_model::Hostname::new("zzz")])),
+            scope: Arc::new(PushScope::Endpoints(BTreeSet::from([
+                mesh_model::Hostname::new("zzz"),
+            ]))),
             ..full(3)
         };
         assert!(on_push(&mut c, &other).is_empty());
