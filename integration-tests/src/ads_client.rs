@@ -99,16 +99,7 @@ impl SotwStream {
 
     /// Opens a stream whose HTTP/2 windows are `window` bytes.
     pub async fn open_with_window(addr: SocketAddr, window: Option<u32>) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(16);
-        let resp = client_with_window(addr, window)
-            .await?
-            .stream_aggregated_resources(ReceiverStream::new(rx))
-            .await
-            .context("stream refused")?;
-        Ok(SotwStream {
-            tx,
-            rx: resp.into_inner(),
-        })
+        Self::connect(addr, window).await.context("stream refused")
     }
 
     /// Opens a stream as sidecar `pod`, subscribes to `t` with `names`, and
@@ -119,7 +110,18 @@ impl SotwStream {
         t: &str,
         names: &[&str],
     ) -> anyhow::Result<(Self, DiscoveryResponse)> {
-        let mut s = Self::open(addr).await?;
+        Self::start_with_window(addr, None, pod, t, names).await
+    }
+
+    /// As [`SotwStream::start`], with HTTP/2 windows of `window` bytes.
+    pub async fn start_with_window(
+        addr: SocketAddr,
+        window: Option<u32>,
+        pod: &str,
+        t: &str,
+        names: &[&str],
+    ) -> anyhow::Result<(Self, DiscoveryResponse)> {
+        let mut s = Self::open_with_window(addr, window).await?;
         s.subscribe_as(node(&sidecar_id(pod)), t, names).await?;
         let first = s.recv_type(t).await?;
         Ok((s, first))
@@ -127,10 +129,14 @@ impl SotwStream {
 
     /// Opens a stream; fails with the server's status if it refuses it.
     pub async fn try_open(addr: SocketAddr) -> Result<Self, tonic::Status> {
+        Self::connect(addr, None).await
+    }
+
+    async fn connect(addr: SocketAddr, window: Option<u32>) -> Result<Self, tonic::Status> {
         let (tx, rx) = mpsc::channel(16);
-        let mut c = client(addr)
+        let mut c = client_with_window(addr, window)
             .await
-            .map_err(|e| tonic::Status::unknown(e.to_string()))?;
+            .map_err(|e| tonic::Status::unknown(format!("{e:#}")))?;
         let resp = c
             .stream_aggregated_resources(ReceiverStream::new(rx))
             .await?;

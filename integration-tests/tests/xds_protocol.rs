@@ -126,13 +126,9 @@ async fn sotw_stale_nonce_is_ignored() {
 async fn sotw_nack_is_recorded_counted_and_not_resent() {
     let f = fixture(&["--debounce-after", "10ms"]).await;
     let id = sidecar_id("nacker");
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
+    let (mut s, cds) = SotwStream::start(f.discovery.grpc_addr(), "nacker", type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&id), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     let mut nack = integration_tests::ads_client::pilot_discovery_types::DiscoveryRequest {
         type_url: type_url::CLUSTER.into(),
         response_nonce: cds.nonce.clone(),

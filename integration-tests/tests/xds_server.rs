@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::ads_client::pilot_discovery_types::{type_url, DiscoveryRequest, RpcStatus};
-use integration_tests::ads_client::{node, sidecar_id, sotw_names, Next, SotwStream};
+use integration_tests::ads_client::{sidecar_id, sotw_names, Next, SotwStream};
 use integration_tests::discovery::{get_on, json_on, metric_value};
 use integration_tests::fixture::{service_entry, ConfigFixture};
 use integration_tests::ports::free_port;
@@ -47,13 +47,9 @@ async fn cds_client_with_window(
     SotwStream,
     integration_tests::ads_client::pilot_discovery_types::DiscoveryResponse,
 ) {
-    let mut s = SotwStream::open_with_window(addr, window)
+    let (s, r) = SotwStream::start_with_window(addr, window, pod, type_url::CLUSTER, &[])
         .await
-        .expect("open");
-    s.subscribe_as(node(&sidecar_id(pod)), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let r = s.recv_type(type_url::CLUSTER).await.expect("cds");
+        .expect("cds");
     s.ack(&r, &[]).await.expect("ack");
     (s, r)
 }
@@ -238,13 +234,10 @@ async fn debug_pages_show_proxies_config_and_pushes() {
     let bad = ("broken.yaml", "kind: [not yaml".to_string());
     let f = fixture(&[bad], &[]).await;
     let id = sidecar_id("debugged");
-    let mut s = SotwStream::open(f.discovery.grpc_addr())
-        .await
-        .expect("open");
-    s.subscribe_as(node(&id), type_url::CLUSTER, &[])
-        .await
-        .expect("send");
-    let cds = s.recv_type(type_url::CLUSTER).await.expect("cds");
+    let (mut s, cds) =
+        SotwStream::start(f.discovery.grpc_addr(), "debugged", type_url::CLUSTER, &[])
+            .await
+            .expect("cds");
     s.ack(&cds, &[]).await.expect("ack");
     let reviews = "outbound|9080||reviews.default.svc.cluster.local";
     s.request(type_url::ENDPOINT, &[reviews], "")

@@ -125,11 +125,7 @@ pub async fn configz(State(s): State<DebugState>) -> Json<Value> {
 }
 
 fn not_ready() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not ready: sources are still loading\n",
-    )
-        .into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, crate::http::NOT_READY).into_response()
 }
 
 /// The services of the current snapshot.

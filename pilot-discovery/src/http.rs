@@ -13,6 +13,9 @@ use axum::Router;
 
 use crate::debug::{self, DebugState};
 
+/// What every endpoint that needs the first snapshot answers before it exists.
+pub const NOT_READY: &str = "not ready: sources are still loading\n";
+
 /// Set once every source has loaded and the first snapshot is built.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
@@ -57,10 +60,7 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, &'static str) {
     if s.readiness.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: sources are still loading\n",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, NOT_READY)
     }
 }
 

@@ -24,6 +24,7 @@ use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
 use crate::sources::{self, SourceState};
 use crate::xds::ads::AdsService;
 use crate::xds::hub::{HubConfig, XdsHub};
+use crate::xds::stream::until_stopped;
 
 /// Largest gRPC message accepted from a proxy. Requests are small; this only
 /// bounds what a misbehaving client can make the server buffer.
@@ -112,9 +113,7 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let stopped = |mut rx: watch::Receiver<bool>| async move { until_stopped(&mut rx).await };
     let grpc = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(opts.keepalive.interval))
         .http2_keepalive_timeout(Some(opts.keepalive.timeout))

@@ -167,7 +167,8 @@ pub async fn serve<F: Flavour>(
     drop(registration);
 }
 
-async fn until_stopped(rx: &mut watch::Receiver<bool>) {
+/// Completes once the server is stopping.
+pub async fn until_stopped(rx: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send; drop it here.
     let _ = rx.wait_for(|stopping| *stopping).await;
 }
