@@ -29,7 +29,18 @@ impl Discovery {
     /// Starts pilot-discovery on `config_dir` with `extra` flags, logging to
     /// `log`; returns once `/ready` answers 200.
     pub async fn start(config_dir: &Path, log: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        let (grpc, http, monitoring) = (free_port()?, free_port()?, free_port()?);
+        Self::start_on(free_port()?, config_dir, log, extra).await
+    }
+
+    /// As [`Discovery::start`], serving xDS on `grpc` (a port a proxy may
+    /// already be trying to reach).
+    pub async fn start_on(
+        grpc: u16,
+        config_dir: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let (http, monitoring) = (free_port()?, free_port()?);
         let mut cmd = Command::new(workspace_binary("pilot-discovery")?);
         cmd.args(["discovery", "--config-dir"])
             .arg(config_dir)

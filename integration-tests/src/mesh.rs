@@ -63,16 +63,39 @@ pub struct Ports {
     pub ratings: u16,
     pub admin: u16,
     pub status: u16,
+    /// Envoy's Prometheus listener.
+    pub stats: u16,
+    /// Envoy's readiness listener (forwards to the agent's status port).
+    pub readiness: u16,
+}
+
+/// How the sidecar is run.
+#[derive(Debug, Clone)]
+pub struct MeshOptions {
+    pub xds: Xds,
+    /// More pilot-agent flags. The harness sets a 1 s termination drain
+    /// unless these set `--termination-drain-duration`.
+    pub agent_args: Vec<String>,
+}
+
+impl Default for MeshOptions {
+    fn default() -> Self {
+        MeshOptions {
+            xds: Xds::Delta,
+            agent_args: Vec::new(),
+        }
+    }
 }
 
 pub struct Mesh {
     // Field order is drop order: the proxy goes first, the folder last.
     pub agent: Proc,
     pub discovery: Discovery,
-    _upstreams: Vec<Upstream>,
+    /// reviews v1, reviews v2, ratings.
+    pub upstreams: Vec<Upstream>,
     pub ports: Ports,
     config_dir: PathBuf,
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
 }
 
 impl Mesh {
@@ -84,6 +107,24 @@ impl Mesh {
 
     /// As [`Mesh::start`], with the sidecar speaking the given ADS flavour.
     pub async fn start_with(source: &Path, plan: PortPlan, xds: Xds) -> anyhow::Result<Mesh> {
+        Self::start_opts(
+            source,
+            plan,
+            MeshOptions {
+                xds,
+                ..MeshOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// As [`Mesh::start`], with the sidecar run as `opts` say.
+    pub async fn start_opts(
+        source: &Path,
+        plan: PortPlan,
+        opts: MeshOptions,
+    ) -> anyhow::Result<Mesh> {
+        let xds = opts.xds;
         let work = tempfile::Builder::new()
             .prefix("pilot-mesh-")
             .tempdir()
@@ -105,6 +146,8 @@ impl Mesh {
                     ratings: RATINGS_PORT,
                     admin: free_port()?,
                     status: free_port()?,
+                    stats: free_port()?,
+                    readiness: free_port()?,
                 }
             }
             PortPlan::Free => Ports {
@@ -114,6 +157,8 @@ impl Mesh {
                 ratings: free_port()?,
                 admin: free_port()?,
                 status: free_port()?,
+                stats: free_port()?,
+                readiness: free_port()?,
             },
         };
         let config_dir = work.path().join("config");
@@ -141,20 +186,31 @@ impl Mesh {
             .arg(work.path().join("proxy"))
             .args(["--admin-port", &ports.admin.to_string()])
             .args(["--status-port", &ports.status.to_string()])
+            .args(["--stats-port", &ports.stats.to_string()])
+            .args(["--readiness-port", &ports.readiness.to_string()])
+            .args(["--bind-address", "127.0.0.1"])
             .args(["--concurrency", "1"])
             .env("POD_NAME", "productpage-v1-0")
             .env("POD_NAMESPACE", "default")
             .env("INSTANCE_IP", "127.0.0.1")
             .env("ISTIO_META_INTERCEPTION_MODE", "NONE");
+        if !opts
+            .agent_args
+            .iter()
+            .any(|a| a == "--termination-drain-duration")
+        {
+            cmd.args(["--termination-drain-duration", "1s"]);
+        }
+        cmd.args(&opts.agent_args);
         let agent = Proc::spawn("pilot-agent", cmd, &work.path().join("agent.log"))?;
 
         let mut mesh = Mesh {
             agent,
             discovery,
-            _upstreams: upstreams,
+            upstreams,
             ports,
             config_dir,
-            _work: work,
+            work,
         };
         mesh.wait_routing(REVIEWS_HOST, |body| body == "v1" || body == "v2", STARTUP)
             .await
@@ -165,6 +221,22 @@ impl Mesh {
     /// The temporary copy of the config folder that discovery watches.
     pub fn config_dir(&self) -> &Path {
         &self.config_dir
+    }
+
+    /// The mesh's temporary folder (logs, the proxy's config path `proxy/`).
+    pub fn work_dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// The agent's status port, `GET path`.
+    pub async fn status_get(&self, path: &str) -> anyhow::Result<http_client::Response> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.status));
+        Ok(http_client::get(addr, "127.0.0.1", path, REQUEST_TIMEOUT).await?)
+    }
+
+    /// Envoy's admin API, as the agent sees it.
+    pub fn admin(&self) -> pilot_agent::admin::Admin {
+        pilot_agent::admin::Admin::new(self.ports.admin, REQUEST_TIMEOUT)
     }
 
     fn listener(&self) -> SocketAddr {

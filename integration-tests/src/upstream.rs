@@ -1,6 +1,10 @@
-//! Upstream HTTP servers that answer every request with their version.
+//! Upstream HTTP servers that answer every request with their version;
+//! `/delay/<ms>` answers after that many milliseconds, for in-flight tests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
@@ -9,6 +13,8 @@ use tokio::task::JoinHandle;
 pub struct Upstream {
     pub addr: SocketAddr,
     pub version: String,
+    /// Requests being answered right now.
+    pub in_flight: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -19,9 +25,23 @@ impl Upstream {
             .with_context(|| format!("upstream {version} cannot listen on 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
         let body = version.to_string();
-        let app = axum::Router::new().fallback(move || {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
             let body = body.clone();
-            async move { body }
+            let counter = counter.clone();
+            async move {
+                let delay = uri
+                    .path()
+                    .strip_prefix("/delay/")
+                    .and_then(|ms| ms.parse::<u64>().ok());
+                if let Some(ms) = delay {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    counter.fetch_sub(1, Ordering::SeqCst);
+                }
+                body
+            }
         });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -29,6 +49,7 @@ impl Upstream {
         Ok(Upstream {
             addr,
             version: version.to_string(),
+            in_flight,
             task,
         })
     }

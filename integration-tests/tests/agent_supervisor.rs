@@ -53,11 +53,14 @@ async fn a_killed_envoy_is_restarted_and_serves_again() {
     assert!(log.contains("restarting Envoy"), "{log}");
 }
 
-/// An Envoy that cannot start (a bad flag) spends the restart budget and the
-/// agent exits non-zero, saying why, in bounded time.
+/// An Envoy that cannot start (its bootstrap, through an override, has a
+/// field Envoy does not know) spends the restart budget and the agent exits
+/// non-zero, saying why, in bounded time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_spends_the_budget_and_exits_non_zero() {
     let work = tempfile::tempdir().expect("tempdir");
+    let over = work.path().join("override.yaml");
+    std::fs::write(&over, "node: {no_such_field: 1}\n").expect("write override");
     let mut cmd = Command::new(workspace_binary("pilot-agent").expect("agent"));
     cmd.args(["proxy", "sidecar"])
         .args(["--discovery-address", "127.0.0.1:9"])
@@ -67,7 +70,10 @@ async fn a_crash_loop_spends_the_budget_and_exits_non_zero() {
         .arg(work.path().join("proxy"))
         .args(["--admin-port", &free_port().expect("port").to_string()])
         .args(["--status-port", "0"])
-        .args(["--proxy-log-level", "not-a-level"])
+        .args(["--stats-port", "0"])
+        .args(["--readiness-port", "0"])
+        .arg("--bootstrap-override")
+        .arg(&over)
         .args(["--restart-budget", "3"])
         .args(["--restart-initial-backoff", "10ms"])
         .args(["--restart-max-backoff", "50ms"])

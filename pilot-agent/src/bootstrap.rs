@@ -1,12 +1,14 @@
-//! The Envoy bootstrap: who the proxy is, where its admin listens, and how it
-//! reaches the discovery server. Everything else arrives over ADS.
+//! The Envoy bootstrap: who the proxy is, where its admin listens, how it
+//! reaches the discovery server, and the agent's own listeners (Prometheus
+//! stats, readiness). Everything else arrives over ADS.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::identity::Identity;
+use crate::template::{self, TemplateError, Vars};
 
 /// File name Istio's agent uses, so tooling that looks for it finds it.
 pub const BOOTSTRAP_FILE: &str = "envoy-rev.json";
@@ -19,6 +21,29 @@ pub struct BootstrapConfig {
     pub discovery_address: String,
     pub admin_port: u16,
     pub xds_type: XdsType,
+    /// Envoy's Prometheus listener (`/stats/prometheus`); 0 leaves it out.
+    pub stats_port: u16,
+    /// Envoy's readiness listener (`/healthz/ready`, answered by the agent's
+    /// status port); 0 leaves it out.
+    pub readiness_port: u16,
+    pub status_port: u16,
+    /// Address the Prometheus and readiness listeners bind.
+    pub bind_address: IpAddr,
+    /// TLS to the discovery server; plaintext when `None`.
+    pub xds_tls: Option<XdsTls>,
+    /// The overload manager's limit on downstream connections, all listeners together.
+    pub max_downstream_connections: u64,
+    /// Cluster-name stats tags recognise `<name>.svc.<domain>` hostnames.
+    pub domain: String,
+}
+
+/// How Envoy checks the discovery server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsTls {
+    /// PEM file of the root certificates the server's chain must lead to.
+    pub root_cert: PathBuf,
+    /// Name the server's certificate must carry (SAN); also sent as SNI.
+    pub server_name: String,
 }
 
 /// Which ADS flavour Envoy speaks to the discovery server.
@@ -45,6 +70,20 @@ impl XdsType {
 pub enum BootstrapError {
     #[error("discovery address {0:?} must be HOST:PORT")]
     DiscoveryAddress(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot read bootstrap override {path}: {source}")]
+    ReadOverride {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bootstrap override {path} is not YAML or JSON: {source}")]
+    ParseOverride {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
     #[error("cannot write bootstrap {path}: {source}")]
     Write {
         path: PathBuf,
@@ -66,10 +105,89 @@ fn split_host_port(addr: &str) -> Result<(String, u16), BootstrapError> {
     Ok((host.to_string(), port))
 }
 
+/// The discovery address as host and port.
+pub fn discovery_host_port(cfg: &BootstrapConfig) -> Result<(String, u16), BootstrapError> {
+    split_host_port(&cfg.discovery_address)
+}
+
+fn socket(address: impl std::fmt::Display, port: u16) -> Value {
+    json!({ "socket_address": { "address": address.to_string(), "port_value": port } })
+}
+
+fn static_cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket("127.0.0.1", port) } }] }]
+        }
+    })
+}
+
+/// A listener that forwards one path to one cluster, and nothing else.
+fn path_listener(name: &str, bind: IpAddr, port: u16, path: &str, cluster: &str) -> Value {
+    json!({
+        "name": name,
+        "address": socket(bind, port),
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "codec_type": "AUTO",
+                "route_config": { "virtual_hosts": [{
+                    "name": name,
+                    "domains": ["*"],
+                    "routes": [{ "match": { "path": path }, "route": { "cluster": cluster } }]
+                }]},
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+                }]
+            }
+        }]}]
+    })
+}
+
+/// Tags that turn Istio's stat names into labels. Envoy's default cluster
+/// tag stops at the first dot, which would cut `outbound|9080||x.ns.svc...`.
+fn stats_tags(domain: &str) -> Value {
+    let domain = domain.replace('.', r"\.");
+    json!([
+        { "tag_name": "cluster_name", "regex": format!(r"^cluster\.((.+?(\..+?\.svc\.{domain})?)\.)") },
+        { "tag_name": "response_code_class", "regex": r"_rq(_(\dxx))$" },
+        { "tag_name": "response_code", "regex": r"_rq(_(\d{3}))$" },
+        { "tag_name": "http_conn_manager_prefix", "regex": r"^http\.(([^.]+)\.)" },
+        { "tag_name": "listener_address", "regex": r"^listener\.((\d+\.\d+\.\d+\.\d+_\d+|[^.]+)\.)" }
+    ])
+}
+
+fn xds_transport_socket(tls: &XdsTls) -> Value {
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": tls.server_name,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "validation_context": {
+                    "trusted_ca": { "filename": tls.root_cert.display().to_string() },
+                    "match_typed_subject_alt_names": [{
+                        "san_type": "DNS",
+                        "matcher": { "exact": tls.server_name }
+                    }]
+                }
+            }
+        }
+    })
+}
+
 pub fn render(cfg: &BootstrapConfig) -> Result<Value, BootstrapError> {
     let (xds_host, xds_port) = split_host_port(&cfg.discovery_address)?;
     let ads = json!({ "ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3" });
-    Ok(json!({
+    let mut b = json!({
         "node": {
             "id": cfg.identity.node_id(),
             "cluster": cfg.service_cluster,
@@ -116,25 +234,166 @@ pub fn render(cfg: &BootstrapConfig) -> Result<Value, BootstrapError> {
                     }}}]}]
                 }
             }]
-        }
-    }))
+        },
+        "stats_config": { "use_all_default_tags": false, "stats_tags": stats_tags(&cfg.domain) },
+        "overload_manager": { "resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": cfg.max_downstream_connections
+            }
+        }]}
+    });
+    let statics = &mut b["static_resources"];
+    if let Some(tls) = &cfg.xds_tls {
+        statics["clusters"][0]["transport_socket"] = xds_transport_socket(tls);
+    }
+    let mut listeners = Vec::new();
+    let mut clusters = Vec::new();
+    if cfg.stats_port != 0 {
+        listeners.push(path_listener(
+            "prometheus_stats",
+            cfg.bind_address,
+            cfg.stats_port,
+            "/stats/prometheus",
+            "prometheus_stats",
+        ));
+        clusters.push(static_cluster("prometheus_stats", cfg.admin_port));
+    }
+    if cfg.readiness_port != 0 && cfg.status_port != 0 {
+        listeners.push(path_listener(
+            "readiness",
+            cfg.bind_address,
+            cfg.readiness_port,
+            "/healthz/ready",
+            "agent",
+        ));
+        clusters.push(static_cluster("agent", cfg.status_port));
+    }
+    if let Some(all) = statics["clusters"].as_array_mut() {
+        all.extend(clusters);
+    }
+    statics["listeners"] = Value::Array(listeners);
+    Ok(b)
 }
 
-/// Writes the bootstrap as readable JSON, readable by its owner only: it
-/// names the control plane and, later, credentials.
+/// Where the bootstrap comes from besides the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A custom template instead of the built-in bootstrap.
+    pub template: Option<PathBuf>,
+    /// Merged on top of the result, as Envoy's `--config-yaml`.
+    pub overlay: Option<PathBuf>,
+}
+
+/// The values a custom template can use.
+pub fn template_vars(cfg: &BootstrapConfig) -> Result<Vars, BootstrapError> {
+    let (host, port) = split_host_port(&cfg.discovery_address)?;
+    let builtin = render(cfg)?;
+    Ok([
+        ("node_id", json!(cfg.identity.node_id())),
+        ("cluster", json!(cfg.service_cluster)),
+        ("metadata", Value::Object(cfg.identity.metadata.clone())),
+        ("admin_port", json!(cfg.admin_port)),
+        ("discovery_address", json!(cfg.discovery_address)),
+        ("discovery_host", json!(host)),
+        ("discovery_port", json!(port)),
+        ("xds_api_type", json!(cfg.xds_type.api_type())),
+        ("stats_port", json!(cfg.stats_port)),
+        ("readiness_port", json!(cfg.readiness_port)),
+        ("status_port", json!(cfg.status_port)),
+        ("bind_address", json!(cfg.bind_address.to_string())),
+        // The built-in pieces, so a template can keep them whole.
+        (
+            "xds_cluster",
+            builtin["static_resources"]["clusters"][0].clone(),
+        ),
+        (
+            "builtin_listeners",
+            builtin["static_resources"]["listeners"].clone(),
+        ),
+        (
+            "builtin_clusters",
+            builtin["static_resources"]["clusters"].clone(),
+        ),
+        ("stats_config", builtin["stats_config"].clone()),
+        ("overload_manager", builtin["overload_manager"].clone()),
+    ]
+    .into_iter()
+    .collect())
+}
+
+/// The bootstrap `proxy` writes: the built-in one or the template, with the
+/// override merged on top.
+pub fn build(cfg: &BootstrapConfig, sources: &Sources) -> Result<Value, BootstrapError> {
+    let mut b = match &sources.template {
+        Some(path) => template::render_file(path, &template_vars(cfg)?)?,
+        None => render(cfg)?,
+    };
+    if let Some(path) = &sources.overlay {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| BootstrapError::ReadOverride {
+                path: path.clone(),
+                source,
+            })?;
+        let over: Value =
+            serde_yaml::from_str(&text).map_err(|source| BootstrapError::ParseOverride {
+                path: path.clone(),
+                source,
+            })?;
+        merge(&mut b, over);
+    }
+    Ok(b)
+}
+
+/// Merges `over` into `base` as protobuf's MergeFrom (and so Envoy's
+/// `--config-yaml`) does: objects field by field, lists appended, anything
+/// else replaced.
+pub fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => merge_objects(b, o),
+        (Value::Array(b), Value::Array(o)) => b.extend(o),
+        (b, o) => *b = o,
+    }
+}
+
+fn merge_objects(base: &mut Map<String, Value>, over: Map<String, Value>) {
+    for (k, v) in over {
+        match base.get_mut(&k) {
+            Some(existing) => merge(existing, v),
+            None => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Writes the bootstrap as `<dir>/envoy-rev.json`; see [`write_file`].
 pub fn write(dir: &Path, bootstrap: &Value) -> Result<PathBuf, BootstrapError> {
+    let path = dir.join(BOOTSTRAP_FILE);
+    write_file(&path, bootstrap)?;
+    Ok(path)
+}
+
+/// Writes a bootstrap as readable JSON, readable by its owner only (it
+/// names the control plane and may name credentials), through a temporary
+/// file and a rename so Envoy never reads half a file.
+pub fn write_file(path: &Path, bootstrap: &Value) -> Result<(), BootstrapError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
 
-    let path = dir.join(BOOTSTRAP_FILE);
     let err = |source| BootstrapError::Write {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
+    let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let text = serde_json::to_string_pretty(bootstrap).map_err(|e| err(e.into()))?;
-    // Write to a temporary name, then rename: Envoy never sees half a file.
-    let tmp = dir.join(format!(".{BOOTSTRAP_FILE}.tmp"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -145,8 +404,8 @@ pub fn write(dir: &Path, bootstrap: &Value) -> Result<PathBuf, BootstrapError> {
     f.write_all(text.as_bytes()).map_err(err)?;
     f.write_all(b"\n").map_err(err)?;
     f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    Ok(path)
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -167,6 +426,13 @@ mod tests {
             discovery_address: addr.into(),
             admin_port: 15000,
             xds_type: XdsType::Sotw,
+            stats_port: 15090,
+            readiness_port: 15021,
+            status_port: 15020,
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            xds_tls: None,
+            max_downstream_connections: 100_000,
+            domain: "cluster.local".into(),
         }
     }
 
@@ -215,5 +481,139 @@ mod tests {
         let back: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         assert_eq!(back, b);
+    }
+
+    fn listener<'a>(b: &'a Value, name: &str) -> &'a Value {
+        b["static_resources"]["listeners"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["name"] == name))
+            .unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn prometheus_and_readiness_listeners_route_one_path_each() {
+        let b = render(&cfg("127.0.0.1:15010")).expect("renders");
+        let prom = listener(&b, "prometheus_stats");
+        assert_eq!(prom["address"]["socket_address"]["port_value"], 15090);
+        assert_eq!(prom["address"]["socket_address"]["address"], "0.0.0.0");
+        let route = &prom["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+            ["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["match"]["path"], "/stats/prometheus");
+        assert_eq!(route["route"]["cluster"], "prometheus_stats");
+        let ready = listener(&b, "readiness");
+        assert_eq!(ready["address"]["socket_address"]["port_value"], 15021);
+        let clusters = b["static_resources"]["clusters"]
+            .as_array()
+            .expect("clusters");
+        let agent = clusters
+            .iter()
+            .find(|c| c["name"] == "agent")
+            .expect("agent cluster");
+        assert_eq!(
+            agent["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["port_value"],
+            15020
+        );
+        assert_eq!(
+            b["overload_manager"]["resource_monitors"][0]["typed_config"]
+                ["max_active_downstream_connections"],
+            100_000
+        );
+
+        let mut off = cfg("127.0.0.1:15010");
+        off.stats_port = 0;
+        off.readiness_port = 0;
+        let b = render(&off).expect("renders");
+        assert_eq!(b["static_resources"]["listeners"], json!([]));
+        assert_eq!(
+            b["static_resources"]["clusters"].as_array().map(Vec::len),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn tls_to_discovery_checks_the_server_name() {
+        let mut c = cfg("istiod.istio-system.svc:15012");
+        c.xds_tls = Some(XdsTls {
+            root_cert: "/etc/certs/root-cert.pem".into(),
+            server_name: "istiod.istio-system.svc".into(),
+        });
+        let b = render(&c).expect("renders");
+        let tls = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "istiod.istio-system.svc");
+        let v = &tls["common_tls_context"]["validation_context"];
+        assert_eq!(v["trusted_ca"]["filename"], "/etc/certs/root-cert.pem");
+        assert_eq!(
+            v["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+            "istiod.istio-system.svc"
+        );
+        let plain = render(&cfg("istiod.istio-system.svc:15010")).expect("renders");
+        assert!(plain["static_resources"]["clusters"][0]
+            .get("transport_socket")
+            .is_none());
+    }
+
+    #[test]
+    fn override_merges_like_envoy_config_yaml() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let over = dir.path().join("over.yaml");
+        std::fs::write(
+            &over,
+            "admin:\n  address: {socket_address: {port_value: 19000}}\n\
+             static_resources:\n  clusters: [{name: extra}]\n\
+             layered_runtime: {layers: [{name: rt, static_layer: {a: 1}}]}\n",
+        )
+        .expect("write");
+        let sources = Sources {
+            template: None,
+            overlay: Some(over.clone()),
+        };
+        let b = build(&cfg("127.0.0.1:15010"), &sources).expect("builds");
+        assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 19000);
+        assert_eq!(
+            b["admin"]["address"]["socket_address"]["address"], "127.0.0.1",
+            "merged, not replaced"
+        );
+        let names: Vec<&Value> = b["static_resources"]["clusters"]
+            .as_array()
+            .expect("clusters")
+            .iter()
+            .map(|c| &c["name"])
+            .collect();
+        assert_eq!(names.first(), Some(&&json!("xds-grpc")));
+        assert_eq!(names.last(), Some(&&json!("extra")), "lists are appended");
+        assert_eq!(b["layered_runtime"]["layers"][0]["name"], "rt");
+
+        std::fs::write(&over, "admin: [unclosed").expect("write");
+        let e = build(&cfg("127.0.0.1:15010"), &sources).expect_err("bad yaml");
+        assert!(e.to_string().contains("over.yaml"), "{e}");
+    }
+
+    #[test]
+    fn template_replaces_the_builtin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = dir.path().join("t.json");
+        std::fs::write(
+            &t,
+            r#"{"node": {"id": "{{ node_id }}", "cluster": "{{ cluster }}", "metadata": "{{ metadata }}"},
+                "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": "{{ admin_port }}"}}},
+                "static_resources": {"clusters": ["{{ xds_cluster }}"]}}"#,
+        )
+        .expect("write");
+        let b = build(
+            &cfg("127.0.0.1:15010"),
+            &Sources {
+                template: Some(t),
+                overlay: None,
+            },
+        )
+        .expect("builds");
+        assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 15000);
+        assert_eq!(b["static_resources"]["clusters"][0]["name"], "xds-grpc");
+        assert_eq!(b["node"]["metadata"]["INTERCEPTION_MODE"], "NONE");
+        assert!(
+            b.get("dynamic_resources").is_none(),
+            "only what the template says"
+        );
     }
 }

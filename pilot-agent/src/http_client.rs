@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use hyper::Request;
+use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -49,12 +49,37 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    tokio::time::timeout(timeout, get_inner(addr, host, path))
+    request(Method::GET, addr, host, path, timeout).await
+}
+
+/// `POST path` with an empty body, as Envoy's admin commands want.
+pub async fn post(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    request(Method::POST, addr, host, path, timeout).await
+}
+
+async fn request(
+    method: Method,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    tokio::time::timeout(timeout, send(method, addr, host, path))
         .await
         .map_err(|_| HttpError::Timeout { addr, timeout })?
 }
 
-async fn get_inner(addr: SocketAddr, host: &str, path: &str) -> Result<Response, HttpError> {
+async fn send(
+    method: Method,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<Response, HttpError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|source| HttpError::Connect { addr, source })?;
@@ -63,7 +88,9 @@ async fn get_inner(addr: SocketAddr, host: &str, path: &str) -> Result<Response,
         .await
         .map_err(http)?;
     let driver = tokio::spawn(conn);
-    let req = Request::get(path)
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, host)
         .body(Empty::<Bytes>::new())?;
     let resp = sender.send_request(req).await.map_err(http)?;

@@ -7,6 +7,8 @@ use serde_json::{Map, Value};
 
 /// Metadata variables: `ISTIO_META_FOO=bar` becomes node metadata `FOO: "bar"`.
 pub const META_PREFIX: &str = "ISTIO_META_";
+/// JSON metadata: `ISTIO_METAJSON_LABELS={"app":"x"}` becomes `LABELS: {"app": "x"}`.
+pub const METAJSON_PREFIX: &str = "ISTIO_METAJSON_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -14,6 +16,12 @@ pub enum IdentityError {
     InstanceIp(String),
     #[error("{name} {value:?} must not contain '~' or be empty: it is part of the node id")]
     BadPart { name: &'static str, value: String },
+    #[error("{name} is not valid JSON: {source}")]
+    MetaJson {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// The proxy's identity and node metadata.
@@ -85,6 +93,23 @@ impl Identity {
                 }
             }
         }
+        // JSON values win over string ones of the same name: they are the
+        // more specific way of saying it.
+        for (k, v) in env {
+            if let Some(key) = k.strip_prefix(METAJSON_PREFIX) {
+                if !key.is_empty() {
+                    let value =
+                        serde_json::from_str(v).map_err(|source| IdentityError::MetaJson {
+                            name: k.clone(),
+                            source,
+                        })?;
+                    metadata.insert(key.to_string(), value);
+                }
+            }
+        }
+        if let Some(sa) = get("SERVICE_ACCOUNT") {
+            metadata.insert("SERVICE_ACCOUNT".into(), Value::String(sa));
+        }
         let ips: Vec<String> = instance_ips.iter().map(ToString::to_string).collect();
         metadata.insert("NAMESPACE".into(), Value::String(namespace.clone()));
         metadata.insert("NAME".into(), Value::String(pod_name.clone()));
@@ -152,6 +177,38 @@ mod tests {
         assert_eq!(id.metadata["INSTANCE_IPS"], "10.1.2.3");
         assert!(!id.metadata.contains_key("UNRELATED"));
         assert!(!id.metadata.contains_key(""));
+    }
+
+    #[test]
+    fn json_metadata_labels_and_service_account() {
+        let id = Identity::from_env(
+            NodeKind::Sidecar,
+            "cluster.local",
+            &env(&[
+                (
+                    "ISTIO_METAJSON_LABELS",
+                    r#"{"app":"reviews","version":"v1"}"#,
+                ),
+                ("ISTIO_META_LABELS", "overridden"),
+                ("SERVICE_ACCOUNT", "bookinfo-reviews"),
+                ("INSTANCE_IP", "10.1.2.3,fd00::3"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(id.metadata["LABELS"]["version"], "v1");
+        assert_eq!(id.metadata["SERVICE_ACCOUNT"], "bookinfo-reviews");
+        assert_eq!(id.metadata["INSTANCE_IPS"], "10.1.2.3,fd00::3");
+        let e = Identity::from_env(
+            NodeKind::Sidecar,
+            "cluster.local",
+            &env(&[("ISTIO_METAJSON_LABELS", "{app: x}")]),
+        )
+        .expect_err("bad json");
+        assert!(
+            e.to_string()
+                .starts_with("ISTIO_METAJSON_LABELS is not valid JSON"),
+            "{e}"
+        );
     }
 
     #[test]

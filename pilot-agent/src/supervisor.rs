@@ -1,17 +1,39 @@
-//! Keeps Envoy running: restarts it when it exits unexpectedly, with
-//! exponential backoff inside a restart budget, and passes stop signals on.
+//! The state machine that owns every Envoy process of this proxy.
 //!
-//! The loop is generic over how a process is launched, so its rules are
-//! unit-tested with fake processes on a paused clock; the agent plugs in the
-//! real Envoy (`envoy::EnvoyLauncher`).
+//! It keeps one *current* epoch serving, at most one *starting* epoch during
+//! a hot restart, and the *old* epochs still draining after one. Its rules:
+//!
+//! - A crash of the current epoch (or a health failure: admin not LIVE for
+//!   `failure_threshold` probes in a row after it has been LIVE, or
+//!   unreachable) ends every epoch and starts epoch 0 again after a backoff
+//!   that doubles up to `max_backoff`, inside a budget of restarts that
+//!   refills once a process has run for `stable_after`. A spent budget ends
+//!   supervision with [`Outcome::BudgetSpent`].
+//! - A hot restart starts epoch N+1 once epoch N is LIVE (Envoy refuses a
+//!   second start while one is initializing). The new epoch becomes current
+//!   when the admin port answers LIVE for it; the old one drains and exits by
+//!   Envoy's own timers, and is killed if it has not after
+//!   `parent_shutdown + kill_grace`. If the new epoch fails, the old one keeps
+//!   serving and the same epoch number is tried again after a backoff, within
+//!   the budget; a spent budget abandons that hot restart, never the serving
+//!   epoch.
+//! - A termination drains first (readiness false, listeners drained), waits
+//!   `termination_drain` (or, with `exit_on_zero_active`, for no downstream
+//!   connections after `minimum_drain`), then stops every epoch with SIGTERM
+//!   and SIGKILL after `kill_grace`. A second termination skips the wait.
+//!
+//! Processes and the admin API are traits, so the rules are unit-tested with
+//! fakes on a paused clock; the agent plugs in Envoy (`envoy.rs`, `admin.rs`).
 
 use std::future::Future;
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+
+use crate::admin::ServerInfo;
 
 /// How restarts are paced and bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,100 +59,712 @@ impl Default for RestartPolicy {
     }
 }
 
-/// A running process the supervisor owns.
-pub trait Running: Send {
-    fn wait(&mut self) -> impl Future<Output = std::io::Result<ExitStatus>> + Send;
+/// How Envoy's health is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Time between probes of the admin `/server_info`; zero turns health
+    /// checking off (hot restarts still probe, to see the new epoch LIVE).
+    pub interval: Duration,
+    /// Failed probes in a row that make the agent restart Envoy.
+    pub failure_threshold: u32,
+    /// An admin port that has never answered counts as failing only after
+    /// this long, so a slow start is not mistaken for a hang.
+    pub startup_grace: Duration,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            interval: Duration::from_secs(10),
+            failure_threshold: 3,
+            startup_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How the agent drains and stops Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainPolicy {
+    /// Wait between draining the listeners and stopping Envoy.
+    pub termination_drain: Duration,
+    /// Instead of a fixed wait, stop once no downstream connection is left.
+    pub exit_on_zero_active: bool,
+    /// With `exit_on_zero_active`: never stop before this much drain time.
+    pub minimum_drain: Duration,
+    /// Drain only inbound listeners (sidecars keep calling out while they drain).
+    pub inbound_only: bool,
+    /// Time between SIGTERM and SIGKILL when stopping a process.
+    pub kill_grace: Duration,
+    /// Envoy's `--parent-shutdown-time-s`: an old epoch should be gone by then.
+    pub parent_shutdown: Duration,
+}
+
+impl Default for DrainPolicy {
+    fn default() -> Self {
+        DrainPolicy {
+            termination_drain: Duration::from_secs(5),
+            exit_on_zero_active: false,
+            minimum_drain: Duration::from_secs(5),
+            inbound_only: true,
+            kill_grace: Duration::from_secs(10),
+            parent_shutdown: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub health: HealthPolicy,
+    pub drain: DrainPolicy,
+}
+
+/// Requests to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM or SIGINT: drain, then stop. A second one stops at once.
+    Terminate,
+    /// `/quitquitquit`: stop at once.
+    Quit,
+    /// `/drain`: readiness false and listeners drained, but keep running.
+    Drain,
+    /// The bootstrap changed: move to a new epoch without dropping traffic.
+    HotRestart,
+}
+
+/// A started process: something to signal, and its exit to wait for.
+pub trait Process: Send + Sync + 'static {
     fn signal(&self, sig: Signal);
 }
 
-/// Starts a process; `attempt` counts launches from 0, for logs.
+pub struct Launched<P> {
+    pub process: P,
+    pub exit: oneshot::Receiver<ExitStatus>,
+}
+
+/// Starts Envoy at a restart epoch (0 for a cold start).
 pub trait Launcher: Send {
-    type Proc: Running;
-    fn launch(&mut self, attempt: u32) -> Result<Self::Proc, String>;
+    type Process: Process;
+    fn launch(&mut self, epoch: u32) -> Result<Launched<Self::Process>, String>;
+}
+
+/// What the supervisor asks of Envoy's admin API.
+pub trait AdminApi: Send + Sync {
+    fn server_info(&self) -> impl Future<Output = Result<ServerInfo, String>> + Send;
+    fn drain_listeners(
+        &self,
+        inbound_only: bool,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn active_connections(&self) -> impl Future<Output = Result<u64, String>> + Send;
+}
+
+/// What the supervisor is doing, for readiness and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Epoch of the process serving now, if any.
+    pub epoch: Option<u32>,
+    /// Epoch of a hot restart in progress.
+    pub starting_epoch: Option<u32>,
+    /// Set once a drain has begun; never cleared.
+    pub draining: bool,
+    pub crashes: u64,
+    pub health_kills: u64,
+    pub hot_restarts: u64,
+    pub hot_restart_failures: u64,
 }
 
 /// How supervision ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Asked to stop: the process exited with this status after the signal.
-    Stopped(ExitStatus),
-    /// The process kept failing and the restart budget is spent.
+    /// Asked to stop, and every Envoy process has exited.
+    Stopped,
+    /// Envoy kept failing and the restart budget is spent.
     BudgetSpent {
         restarts: u32,
-        /// What the last failure was: an exit status or a launch error.
+        /// What the last failure was.
         last_failure: String,
     },
 }
 
-/// Runs processes from `launcher` until a stop signal arrives on `stop`
-/// (forwarded to the process, whose exit then ends supervision) or the
-/// restart budget is spent.
-pub async fn supervise<L: Launcher>(
-    mut launcher: L,
-    policy: RestartPolicy,
-    mut stop: mpsc::Receiver<Signal>,
+/// How often a starting epoch's admin is polled to see it LIVE.
+const HANDOVER_PROBE: Duration = Duration::from_millis(250);
+/// How often, while draining, downstream connections are counted.
+const CONNECTION_PROBE: Duration = Duration::from_secs(1);
+/// Stands for "no deadline": the loop still wakes on events.
+const IDLE: Duration = Duration::from_secs(3600);
+
+struct Proc<P> {
+    id: u64,
+    epoch: u32,
+    process: P,
+    launched: Instant,
+    /// When set, the process is being killed and this is why.
+    killed_for: Option<String>,
+    /// For old epochs: when to kill it if it is still draining.
+    kill_at: Option<Instant>,
+}
+
+enum Phase {
+    Serving,
+    Backoff {
+        until: Instant,
+    },
+    Draining {
+        since: Instant,
+        until: Option<Instant>,
+    },
+    Stopping {
+        kill_at: Instant,
+        killed: bool,
+    },
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    /// The admin answered this epoch at least once.
+    answered: bool,
+    /// This epoch has been LIVE at least once.
+    was_live: bool,
+    last: String,
+}
+
+#[derive(Default)]
+struct HotRestart {
+    wanted: bool,
+    /// A change arrived while a hot restart was already under way.
+    again: bool,
+    not_before: Option<Instant>,
+}
+
+type Exit = (u64, Result<ExitStatus, oneshot::error::RecvError>);
+
+struct Supervisor<L: Launcher, A> {
+    launcher: L,
+    admin: A,
+    policy: Policy,
+    status: watch::Sender<Status>,
+    exits: mpsc::UnboundedSender<Exit>,
+    next_id: u64,
+    current: Option<Proc<L::Process>>,
+    starting: Option<Proc<L::Process>>,
+    old: Vec<Proc<L::Process>>,
+    phase: Phase,
+    budget_left: u32,
+    backoff: Duration,
+    restarts: u32,
+    health: Health,
+    hot: HotRestart,
+    next_probe: Option<Instant>,
+    listeners_drained: bool,
+    done: Option<Outcome>,
+}
+
+/// Runs Envoy under `policy` until it is stopped or the budget is spent.
+/// `status` receives every change of state.
+pub async fn supervise<L: Launcher, A: AdminApi>(
+    launcher: L,
+    admin: A,
+    policy: Policy,
+    mut control: mpsc::Receiver<Control>,
+    status: watch::Sender<Status>,
 ) -> Outcome {
-    let mut budget_left = policy.budget;
-    let mut backoff = policy.initial_backoff;
-    let mut restarts = 0;
-    let mut attempt = 0;
+    let (exits, mut exit_rx) = mpsc::unbounded_channel();
+    let mut s = Supervisor {
+        launcher,
+        admin,
+        policy,
+        status,
+        exits,
+        next_id: 0,
+        current: None,
+        starting: None,
+        old: Vec::new(),
+        phase: Phase::Serving,
+        budget_left: policy.restart.budget,
+        backoff: policy.restart.initial_backoff,
+        restarts: 0,
+        health: Health::default(),
+        hot: HotRestart::default(),
+        next_probe: None,
+        listeners_drained: false,
+        done: None,
+    };
+    s.cold_start();
+    let mut control_open = true;
     loop {
-        let started = Instant::now();
-        let failure = match launcher.launch(attempt) {
-            Err(e) => e,
-            Ok(mut proc) => {
-                let mut stopping = false;
-                let status = loop {
-                    tokio::select! {
-                        status = proc.wait() => break status,
-                        sig = stop.recv(), if !stopping => {
-                            // A closed channel means nobody can ask for a stop
-                            // any more; keep supervising.
-                            if let Some(sig) = sig {
-                                tracing::info!(signal = %sig, "forwarding signal to Envoy");
-                                proc.signal(sig);
-                                stopping = true;
-                            }
-                        }
-                    }
-                };
-                match status {
-                    Ok(status) if stopping => return Outcome::Stopped(status),
-                    Ok(status) => format!("Envoy exited unexpectedly ({status})"),
-                    Err(e) => format!("cannot wait for Envoy: {e}"),
-                }
+        s.publish();
+        if let Some(outcome) = s.done.take() {
+            return outcome;
+        }
+        let deadline = s.next_deadline();
+        tokio::select! {
+            Some((id, result)) = exit_rx.recv() => s.on_exit(id, result),
+            c = control.recv(), if control_open => match c {
+                Some(c) => s.on_control(c).await,
+                // Nobody can ask for anything any more; keep supervising.
+                None => control_open = false,
+            },
+            () = tokio::time::sleep_until(deadline) => s.on_timer().await,
+        }
+    }
+}
+
+impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
+    fn launch(&mut self, epoch: u32) -> Result<Proc<L::Process>, String> {
+        let Launched { process, exit } = self.launcher.launch(epoch)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let exits = self.exits.clone();
+        tokio::spawn(async move {
+            let _ = exits.send((id, exit.await));
+        });
+        Ok(Proc {
+            id,
+            epoch,
+            process,
+            launched: Instant::now(),
+            killed_for: None,
+            kill_at: None,
+        })
+    }
+
+    fn cold_start(&mut self) {
+        self.phase = Phase::Serving;
+        self.health = Health::default();
+        match self.launch(0) {
+            Ok(p) => {
+                self.current = Some(p);
+                self.schedule_probe();
+            }
+            Err(e) => self.fail(format!("cannot start Envoy: {e}"), Instant::now()),
+        }
+    }
+
+    /// The current epoch failed: end everything and restart cold, or give up.
+    fn fail(&mut self, reason: String, launched: Instant) {
+        // Old epochs hold the listeners the new epoch 0 must bind.
+        for p in self.old.iter().chain(self.starting.iter()) {
+            p.process.signal(Signal::SIGKILL);
+        }
+        self.starting = None;
+        self.hot = HotRestart::default();
+        if !self.spend_budget(launched) {
+            tracing::error!(failure = %reason, restarts = self.restarts, "restart budget spent");
+            self.done = Some(Outcome::BudgetSpent {
+                restarts: self.restarts,
+                last_failure: reason,
+            });
+            return;
+        }
+        let wait = self.take_backoff();
+        tracing::warn!(failure = %reason, backoff = ?wait, restarts_left = self.budget_left, "restarting Envoy");
+        self.phase = Phase::Backoff {
+            until: Instant::now() + wait,
+        };
+        self.next_probe = None;
+    }
+
+    /// Takes one restart from the budget; false if none is left.
+    fn spend_budget(&mut self, launched: Instant) -> bool {
+        if launched.elapsed() >= self.policy.restart.stable_after {
+            self.budget_left = self.policy.restart.budget;
+            self.backoff = self.policy.restart.initial_backoff;
+        }
+        if self.budget_left == 0 {
+            return false;
+        }
+        self.budget_left -= 1;
+        self.restarts += 1;
+        true
+    }
+
+    fn take_backoff(&mut self) -> Duration {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.policy.restart.max_backoff);
+        wait
+    }
+
+    /// Plans the next admin probe: fast while a hot restart is pending or
+    /// under way, every health interval otherwise, or never.
+    fn schedule_probe(&mut self) {
+        let interval = self.policy.health.interval;
+        let every = if self.starting.is_some() || self.hot.wanted {
+            Some(if interval.is_zero() {
+                HANDOVER_PROBE
+            } else {
+                interval.min(HANDOVER_PROBE)
+            })
+        } else if interval.is_zero() {
+            None
+        } else {
+            Some(interval)
+        };
+        self.next_probe = every.map(|d| Instant::now() + d);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut next = Instant::now() + IDLE;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = next.min(t);
             }
         };
-        attempt += 1;
-        if started.elapsed() >= policy.stable_after {
-            budget_left = policy.budget;
-            backoff = policy.initial_backoff;
-        }
-        if budget_left == 0 {
-            return Outcome::BudgetSpent {
-                restarts,
-                last_failure: failure,
-            };
-        }
-        budget_left -= 1;
-        restarts += 1;
-        tracing::warn!(
-            failure,
-            backoff = ?backoff,
-            restarts_left = budget_left,
-            "restarting Envoy"
-        );
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            sig = stop.recv() => {
-                if let Some(sig) = sig {
-                    use std::os::unix::process::ExitStatusExt;
-                    tracing::info!(signal = %sig, "stop requested while Envoy was down");
-                    return Outcome::Stopped(ExitStatus::from_raw(0));
+        consider(self.next_probe);
+        consider(self.old.iter().filter_map(|p| p.kill_at).min());
+        match &self.phase {
+            Phase::Serving => {}
+            Phase::Backoff { until } => consider(Some(*until)),
+            Phase::Draining { since, until } => match until {
+                Some(u) => consider(Some(*u)),
+                None => consider(Some(
+                    (*since + self.policy.drain.minimum_drain)
+                        .max(Instant::now() + CONNECTION_PROBE),
+                )),
+            },
+            Phase::Stopping { kill_at, killed } => {
+                if !killed {
+                    consider(Some(*kill_at))
                 }
             }
         }
-        backoff = (backoff * 2).min(policy.max_backoff);
+        next
+    }
+
+    fn all_procs(&self) -> impl Iterator<Item = &Proc<L::Process>> {
+        self.current
+            .iter()
+            .chain(self.starting.iter())
+            .chain(self.old.iter())
+    }
+
+    fn publish(&self) {
+        let epoch = self.current.as_ref().map(|p| p.epoch);
+        let starting_epoch = self.starting.as_ref().map(|p| p.epoch);
+        let draining = self.listeners_drained
+            || matches!(self.phase, Phase::Draining { .. } | Phase::Stopping { .. });
+        self.status.send_if_modified(|s| {
+            let changed =
+                s.epoch != epoch || s.starting_epoch != starting_epoch || s.draining != draining;
+            s.epoch = epoch;
+            s.starting_epoch = starting_epoch;
+            s.draining = draining;
+            changed
+        });
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Status)) {
+        self.status.send_modify(f);
+    }
+
+    fn on_exit(&mut self, id: u64, result: Result<ExitStatus, oneshot::error::RecvError>) {
+        let status = match result {
+            Ok(s) => s.to_string(),
+            Err(_) => "exit status lost".to_string(),
+        };
+        if self.starting.as_ref().is_some_and(|p| p.id == id) {
+            let Some(p) = self.starting.take() else {
+                return;
+            };
+            if matches!(self.phase, Phase::Serving) {
+                self.hot_restart_failed(
+                    format!("epoch {} exited before it was ready ({status})", p.epoch),
+                    p.launched,
+                );
+            }
+        } else if self.current.as_ref().is_some_and(|p| p.id == id) {
+            let Some(p) = self.current.take() else { return };
+            match self.phase {
+                Phase::Serving => {
+                    if let Some(next) = self.starting.take() {
+                        tracing::warn!(epoch = p.epoch, %status, "Envoy exited during a hot restart; the new epoch takes over");
+                        self.promote(next);
+                    } else {
+                        let reason = match p.killed_for {
+                            Some(health) => health,
+                            None => {
+                                self.count(|s| s.crashes += 1);
+                                format!("Envoy exited unexpectedly ({status})")
+                            }
+                        };
+                        self.fail(reason, p.launched);
+                    }
+                }
+                Phase::Draining { .. } => {
+                    tracing::info!(%status, "Envoy exited while draining");
+                    self.stop();
+                }
+                Phase::Backoff { .. } | Phase::Stopping { .. } => {
+                    tracing::info!(epoch = p.epoch, %status, "Envoy exited");
+                }
+            }
+        } else if let Some(i) = self.old.iter().position(|p| p.id == id) {
+            let p = self.old.remove(i);
+            tracing::info!(epoch = p.epoch, %status, "old epoch drained and exited");
+        }
+        if matches!(self.phase, Phase::Stopping { .. }) && self.all_procs().next().is_none() {
+            self.done = Some(Outcome::Stopped);
+        }
+    }
+
+    async fn on_control(&mut self, c: Control) {
+        match (c, &self.phase) {
+            (Control::Terminate | Control::Quit, Phase::Backoff { .. }) => {
+                tracing::info!("stop requested while Envoy was down");
+                self.done = Some(Outcome::Stopped);
+            }
+            (Control::Terminate, Phase::Serving) => self.begin_drain().await,
+            (Control::Terminate, Phase::Stopping { .. }) => self.kill_all(),
+            (Control::Terminate | Control::Quit, _) => self.stop(),
+            (Control::Drain, _) => self.drain_listeners().await,
+            (Control::HotRestart, Phase::Serving) => {
+                if self.starting.is_some() {
+                    self.hot.again = true;
+                } else {
+                    self.hot.wanted = true;
+                    self.hot.not_before = None;
+                    self.schedule_probe();
+                }
+            }
+            (Control::HotRestart, _) => {
+                tracing::info!(
+                    "bootstrap changed while Envoy is not serving; the next start uses it"
+                )
+            }
+        }
+    }
+
+    async fn drain_listeners(&mut self) {
+        if self.listeners_drained {
+            return;
+        }
+        self.listeners_drained = true;
+        self.publish();
+        match self
+            .admin
+            .drain_listeners(self.policy.drain.inbound_only)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                inbound_only = self.policy.drain.inbound_only,
+                "Envoy's listeners are draining"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot drain Envoy's listeners"),
+        }
+    }
+
+    async fn begin_drain(&mut self) {
+        let now = Instant::now();
+        let d = self.policy.drain;
+        self.phase = Phase::Draining {
+            since: now,
+            until: (!d.exit_on_zero_active).then(|| now + d.termination_drain),
+        };
+        self.hot = HotRestart::default();
+        self.next_probe = None;
+        self.drain_listeners().await;
+        tracing::info!(wait = ?d.termination_drain, exit_on_zero_active = d.exit_on_zero_active, "draining before stopping Envoy");
+    }
+
+    /// Sends SIGTERM to every epoch; SIGKILL follows after the grace.
+    fn stop(&mut self) {
+        self.phase = Phase::Stopping {
+            kill_at: Instant::now() + self.policy.drain.kill_grace,
+            killed: false,
+        };
+        self.next_probe = None;
+        for p in self.all_procs() {
+            p.process.signal(Signal::SIGTERM);
+        }
+        if self.all_procs().next().is_none() {
+            self.done = Some(Outcome::Stopped);
+        }
+    }
+
+    fn kill_all(&mut self) {
+        tracing::warn!("Envoy did not stop in time; killing it");
+        for p in self.all_procs() {
+            p.process.signal(Signal::SIGKILL);
+        }
+        if let Phase::Stopping { killed, .. } = &mut self.phase {
+            *killed = true;
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        for p in &mut self.old {
+            if p.kill_at.is_some_and(|t| t <= now) {
+                tracing::warn!(
+                    epoch = p.epoch,
+                    "old epoch still running after the parent shutdown time; killing it"
+                );
+                p.process.signal(Signal::SIGKILL);
+                p.kill_at = None;
+            }
+        }
+        match self.phase {
+            Phase::Backoff { until } if until <= now => {
+                tracing::info!("starting Envoy again");
+                self.cold_start();
+                return;
+            }
+            Phase::Draining {
+                until: Some(until), ..
+            } if until <= now => {
+                self.stop();
+                return;
+            }
+            Phase::Draining { since, until: None }
+                if now >= since + self.policy.drain.minimum_drain =>
+            {
+                match self.admin.active_connections().await {
+                    Ok(0) => {
+                        tracing::info!("no active connections left");
+                        self.stop();
+                    }
+                    Ok(n) => tracing::debug!(active = n, "waiting for connections to close"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot count active connections; stopping Envoy");
+                        self.stop();
+                    }
+                }
+                return;
+            }
+            Phase::Stopping {
+                kill_at,
+                killed: false,
+            } if kill_at <= now => {
+                self.kill_all();
+                return;
+            }
+            _ => {}
+        }
+        if self.next_probe.is_some_and(|t| t <= now) {
+            self.probe().await;
+            self.schedule_probe();
+        }
+    }
+
+    async fn probe(&mut self) {
+        if !matches!(self.phase, Phase::Serving) {
+            return;
+        }
+        let info = self.admin.server_info().await;
+        if let Some(next) = &self.starting {
+            // The admin port belongs to whichever epoch started last; only an
+            // answer from the new epoch proves it ready.
+            if matches!(&info, Ok(i) if i.epoch == next.epoch && i.is_live()) {
+                if let Some(next) = self.starting.take() {
+                    self.promote(next);
+                }
+            }
+            return;
+        }
+        let Some(cur) = &self.current else { return };
+        let (cur_epoch, cur_launched) = (cur.epoch, cur.launched);
+        let failure = match info {
+            Ok(i) if i.epoch == cur_epoch && i.is_live() => {
+                self.health = Health {
+                    answered: true,
+                    was_live: true,
+                    ..Health::default()
+                };
+                self.maybe_hot_restart();
+                return;
+            }
+            Ok(i) if i.epoch == cur_epoch => {
+                self.health.answered = true;
+                if !self.health.was_live {
+                    // Still waiting for its first config: not a failure.
+                    self.health.failures = 0;
+                    return;
+                }
+                format!("Envoy is {} after having been LIVE", i.state)
+            }
+            Ok(i) => format!(
+                "admin port answered for epoch {} instead of {cur_epoch}",
+                i.epoch
+            ),
+            Err(e) => {
+                if !self.health.answered
+                    && cur_launched.elapsed() < self.policy.health.startup_grace
+                {
+                    return;
+                }
+                e
+            }
+        };
+        if self.policy.health.interval.is_zero() || self.listeners_drained {
+            return;
+        }
+        self.health.failures += 1;
+        self.health.last = failure;
+        tracing::warn!(failures = self.health.failures, threshold = self.policy.health.failure_threshold, reason = %self.health.last, "Envoy health check failed");
+        if self.health.failures >= self.policy.health.failure_threshold {
+            let reason = format!(
+                "Envoy failed {} health checks in a row (last: {})",
+                self.health.failures, self.health.last
+            );
+            if let Some(cur) = &mut self.current {
+                if cur.killed_for.is_none() {
+                    // A wedged process may not act on SIGTERM.
+                    cur.process.signal(Signal::SIGKILL);
+                    cur.killed_for = Some(reason);
+                    self.count(|s| s.health_kills += 1);
+                }
+            }
+        }
+    }
+
+    fn maybe_hot_restart(&mut self) {
+        if !self.hot.wanted || self.hot.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let Some(cur) = &self.current else { return };
+        let epoch = cur.epoch + 1;
+        tracing::info!(from = cur.epoch, to = epoch, "hot restart");
+        match self.launch(epoch) {
+            Ok(p) => self.starting = Some(p),
+            Err(e) => {
+                self.hot_restart_failed(format!("cannot start epoch {epoch}: {e}"), Instant::now())
+            }
+        }
+    }
+
+    fn hot_restart_failed(&mut self, reason: String, launched: Instant) {
+        self.count(|s| s.hot_restart_failures += 1);
+        let serving = self.current.as_ref().map(|p| p.epoch);
+        if self.spend_budget(launched) {
+            let wait = self.take_backoff();
+            tracing::warn!(failure = %reason, backoff = ?wait, serving_epoch = ?serving, "hot restart failed; the serving epoch keeps serving and the hot restart is tried again");
+            self.hot.wanted = true;
+            self.hot.not_before = Some(Instant::now() + wait);
+        } else {
+            tracing::error!(failure = %reason, serving_epoch = ?serving, "hot restart abandoned: restart budget spent; the serving epoch keeps serving until the next change");
+            self.hot = HotRestart::default();
+        }
+    }
+
+    fn promote(&mut self, next: Proc<L::Process>) {
+        tracing::info!(epoch = next.epoch, "new epoch is LIVE and serving");
+        if let Some(mut old) = self.current.take() {
+            let d = self.policy.drain;
+            old.kill_at = Some(Instant::now() + d.parent_shutdown + d.kill_grace);
+            self.old.push(old);
+        }
+        self.current = Some(next);
+        self.health = Health {
+            answered: true,
+            was_live: true,
+            ..Health::default()
+        };
+        self.count(|s| s.hot_restarts += 1);
+        let again = std::mem::take(&mut self.hot.again);
+        self.hot = HotRestart {
+            wanted: again,
+            ..HotRestart::default()
+        };
     }
 }
 
@@ -140,106 +774,273 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::sync::{Arc, Mutex};
 
-    /// What one fake process does: exit after `after` with `code`, or run
-    /// until signalled (`None`).
+    /// What one fake Envoy does.
     #[derive(Clone, Copy)]
     struct Script {
-        after: Option<Duration>,
+        /// Exits on its own after this long with `code`.
+        exit_after: Option<Duration>,
         code: i32,
+        /// Its admin reports LIVE this long after launch.
+        live_after: Duration,
+        /// SIGTERM does nothing (a wedged process).
+        ignores_term: bool,
+    }
+
+    const RUN: Script = Script {
+        exit_after: None,
+        code: 0,
+        live_after: Duration::from_millis(100),
+        ignores_term: false,
+    };
+    const CRASH: Script = Script {
+        exit_after: Some(Duration::from_millis(10)),
+        code: 1,
+        ..RUN
+    };
+
+    struct Entry {
+        epoch: u32,
+        at: Duration,
+        script: Script,
+        alive: bool,
+        signals: Vec<Signal>,
+        stop: Option<oneshot::Sender<i32>>,
+    }
+
+    /// Everything the fakes share: launched processes and what the admin
+    /// port says.
+    struct World {
+        t0: Instant,
+        /// Scripts by launch order; the last one repeats.
+        scripts: Vec<Script>,
+        entries: Vec<Entry>,
+        wedged: bool,
+        active: u64,
+        drains: Vec<bool>,
+        parent_shutdown: Duration,
+    }
+
+    type Shared = Arc<Mutex<World>>;
+
+    fn world(scripts: Vec<Script>) -> Shared {
+        Arc::new(Mutex::new(World {
+            t0: Instant::now(),
+            scripts,
+            entries: Vec::new(),
+            wedged: false,
+            active: 0,
+            drains: Vec::new(),
+            parent_shutdown: Duration::from_secs(3),
+        }))
+    }
+
+    fn with<T>(w: &Shared, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut w.lock().expect("world lock"))
     }
 
     struct FakeProc {
-        script: Script,
-        signalled: Arc<Mutex<Vec<Signal>>>,
-        stop: Arc<tokio::sync::Notify>,
+        world: Shared,
+        index: usize,
     }
 
-    impl Running for FakeProc {
-        async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-            match self.script.after {
-                Some(d) => tokio::time::sleep(d).await,
-                None => self.stop.notified().await,
-            }
-            Ok(ExitStatus::from_raw(self.script.code << 8))
-        }
+    impl Process for FakeProc {
         fn signal(&self, sig: Signal) {
-            if let Ok(mut s) = self.signalled.lock() {
-                s.push(sig);
-            }
-            self.stop.notify_one();
+            with(&self.world, |w| {
+                let e = &mut w.entries[self.index];
+                e.signals.push(sig);
+                let exits = sig == Signal::SIGKILL || !e.script.ignores_term;
+                if exits {
+                    if let Some(stop) = e.stop.take() {
+                        let _ = stop.send(128 + sig as i32);
+                    }
+                }
+            });
         }
     }
 
-    /// Launches scripted processes (the last script repeats) and records
-    /// when each launch happened.
-    struct FakeLauncher {
-        scripts: Vec<Script>,
-        launches: Arc<Mutex<Vec<Duration>>>,
-        signalled: Arc<Mutex<Vec<Signal>>>,
-        t0: Instant,
-    }
+    struct FakeLauncher(Shared);
 
     impl Launcher for FakeLauncher {
-        type Proc = FakeProc;
-        fn launch(&mut self, attempt: u32) -> Result<FakeProc, String> {
-            if let Ok(mut l) = self.launches.lock() {
-                l.push(self.t0.elapsed());
+        type Process = FakeProc;
+        fn launch(&mut self, epoch: u32) -> Result<Launched<FakeProc>, String> {
+            let (stop_tx, stop_rx) = oneshot::channel::<i32>();
+            let (exit_tx, exit_rx) = oneshot::channel();
+            let (index, script, parent) = with(&self.0, |w| {
+                let index = w.entries.len();
+                let script = w.scripts[index.min(w.scripts.len() - 1)];
+                let parent = (epoch > 0)
+                    .then(|| {
+                        w.entries
+                            .iter()
+                            .rposition(|e| e.alive && e.epoch + 1 == epoch)
+                    })
+                    .flatten();
+                w.entries.push(Entry {
+                    epoch,
+                    at: w.t0.elapsed(),
+                    script,
+                    alive: true,
+                    signals: Vec::new(),
+                    stop: Some(stop_tx),
+                });
+                (index, script, parent)
+            });
+            let w = self.0.clone();
+            tokio::spawn(async move {
+                let code = match script.exit_after {
+                    Some(d) => tokio::select! {
+                        () = tokio::time::sleep(d) => script.code,
+                        c = stop_rx => c.unwrap_or(1),
+                    },
+                    None => stop_rx.await.unwrap_or(1),
+                };
+                with(&w, |w| w.entries[index].alive = false);
+                let _ = exit_tx.send(ExitStatus::from_raw(code << 8));
+            });
+            // Envoy's own timer: the child ends its parent after the parent
+            // shutdown time, if the child is still alive then.
+            if let Some(parent) = parent {
+                let w = self.0.clone();
+                tokio::spawn(async move {
+                    let wait = with(&w, |w| w.parent_shutdown);
+                    tokio::time::sleep(wait).await;
+                    with(&w, |w| {
+                        if w.entries[index].alive {
+                            if let Some(stop) = w.entries[parent].stop.take() {
+                                let _ = stop.send(0);
+                            }
+                        }
+                    });
+                });
             }
-            let i = (attempt as usize).min(self.scripts.len() - 1);
-            Ok(FakeProc {
-                script: self.scripts[i],
-                signalled: self.signalled.clone(),
-                stop: Arc::new(tokio::sync::Notify::new()),
+            Ok(Launched {
+                process: FakeProc {
+                    world: self.0.clone(),
+                    index,
+                },
+                exit: exit_rx,
             })
         }
     }
 
-    type Log<T> = Arc<Mutex<Vec<T>>>;
+    /// The admin port belongs to the newest live process, as in Envoy when
+    /// a new epoch fails before taking the port over.
+    struct FakeAdmin(Shared);
 
-    fn launcher(scripts: Vec<Script>) -> (FakeLauncher, Log<Duration>, Log<Signal>) {
-        let launches = Log::default();
-        let signalled = Log::default();
-        (
-            FakeLauncher {
-                scripts,
-                launches: launches.clone(),
-                signalled: signalled.clone(),
-                t0: Instant::now(),
-            },
-            launches,
-            signalled,
-        )
-    }
-
-    const CRASH: Script = Script {
-        after: Some(Duration::from_millis(10)),
-        code: 1,
-    };
-    const RUN: Script = Script {
-        after: None,
-        code: 0,
-    };
-
-    fn policy(budget: u32) -> RestartPolicy {
-        RestartPolicy {
-            budget,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_millis(1000),
-            stable_after: Duration::from_secs(60),
+    impl AdminApi for FakeAdmin {
+        async fn server_info(&self) -> Result<ServerInfo, String> {
+            with(&self.0, |w| {
+                if w.wedged {
+                    return Err("timed out".into());
+                }
+                let now = w.t0.elapsed();
+                match w.entries.iter().rev().find(|e| e.alive) {
+                    Some(e) => Ok(ServerInfo {
+                        state: if now >= e.at + e.script.live_after {
+                            "LIVE".into()
+                        } else {
+                            "PRE_INITIALIZING".into()
+                        },
+                        epoch: e.epoch,
+                    }),
+                    None => Err("connection refused".into()),
+                }
+            })
+        }
+        async fn drain_listeners(&self, inbound_only: bool) -> Result<(), String> {
+            with(&self.0, |w| w.drains.push(inbound_only));
+            Ok(())
+        }
+        async fn active_connections(&self) -> Result<u64, String> {
+            Ok(with(&self.0, |w| w.active))
         }
     }
 
-    fn ms(v: &Log<Duration>) -> Vec<u128> {
-        v.lock()
-            .map(|l| l.iter().map(|d| d.as_millis()).collect())
-            .unwrap_or_default()
+    fn policy(budget: u32) -> Policy {
+        Policy {
+            restart: RestartPolicy {
+                budget,
+                initial_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_millis(1000),
+                stable_after: Duration::from_secs(60),
+            },
+            health: HealthPolicy {
+                interval: Duration::from_secs(1),
+                failure_threshold: 3,
+                startup_grace: Duration::from_secs(5),
+            },
+            drain: DrainPolicy {
+                termination_drain: Duration::from_secs(5),
+                exit_on_zero_active: false,
+                minimum_drain: Duration::from_secs(2),
+                inbound_only: true,
+                kill_grace: Duration::from_secs(10),
+                parent_shutdown: Duration::from_secs(3),
+            },
+        }
+    }
+
+    struct Run {
+        world: Shared,
+        control: mpsc::Sender<Control>,
+        status: watch::Receiver<Status>,
+        task: tokio::task::JoinHandle<Outcome>,
+    }
+
+    fn start(scripts: Vec<Script>, policy: Policy) -> Run {
+        let w = world(scripts);
+        let (control, rx) = mpsc::channel(8);
+        let (tx, status) = watch::channel(Status::default());
+        let task = tokio::spawn(supervise(
+            FakeLauncher(w.clone()),
+            FakeAdmin(w.clone()),
+            policy,
+            rx,
+            tx,
+        ));
+        Run {
+            world: w,
+            control,
+            status,
+            task,
+        }
+    }
+
+    impl Run {
+        /// (epoch, launch time in ms) of every launch so far.
+        fn launches(&self) -> Vec<(u32, u128)> {
+            with(&self.world, |w| {
+                w.entries
+                    .iter()
+                    .map(|e| (e.epoch, e.at.as_millis()))
+                    .collect()
+            })
+        }
+        fn signals(&self, index: usize) -> Vec<Signal> {
+            with(&self.world, |w| w.entries[index].signals.clone())
+        }
+        fn alive(&self) -> Vec<u32> {
+            with(&self.world, |w| {
+                w.entries
+                    .iter()
+                    .filter(|e| e.alive)
+                    .map(|e| e.epoch)
+                    .collect()
+            })
+        }
+        async fn send(&self, c: Control) {
+            self.control.send(c).await.expect("supervisor is running");
+        }
+    }
+
+    async fn sleep(ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn crash_loop_backs_off_exponentially_then_gives_up() {
-        let (l, launches, _) = launcher(vec![CRASH]);
-        let (_tx, rx) = mpsc::channel(1);
-        let outcome = supervise(l, policy(5), rx).await;
+        let mut run = start(vec![CRASH], policy(5));
+        let outcome = (&mut run.task).await.expect("join");
         assert_eq!(
             outcome,
             Outcome::BudgetSpent {
@@ -248,53 +1049,245 @@ mod tests {
             }
         );
         // Each run lasts 10 ms; waits are 200, 400, 800, then capped at 1000.
-        assert_eq!(ms(&launches), vec![0, 210, 620, 1430, 2440, 3450]);
+        let times: Vec<u128> = with(&run.world, |w| {
+            w.entries.iter().map(|e| e.at.as_millis()).collect()
+        });
+        assert_eq!(times, vec![0, 210, 620, 1430, 2440, 3450]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stable_run_refills_the_budget() {
         let long = Script {
-            after: Some(Duration::from_secs(120)),
-            code: 1,
+            exit_after: Some(Duration::from_secs(120)),
+            ..CRASH
         };
-        // crash, crash, then a long run, then crashes again.
-        let (l, launches, _) = launcher(vec![CRASH, CRASH, long, CRASH]);
-        let (_tx, rx) = mpsc::channel(1);
-        let outcome = supervise(l, policy(2), rx).await;
+        let mut run = start(vec![CRASH, CRASH, long, CRASH], policy(2));
+        let outcome = (&mut run.task).await.expect("join");
         assert!(
             matches!(outcome, Outcome::BudgetSpent { restarts: 4, .. }),
             "{outcome:?}"
         );
-        // Two restarts, the long run refills the budget, two more restarts,
-        // then the fifth failure ends it. Without the refill the budget of 2
-        // would have ended after three launches.
-        assert_eq!(launches.lock().map(|l| l.len()).unwrap_or(0), 5);
+        // Two restarts, the long run refills the budget, two more, then the
+        // fifth failure ends it. Without the refill it ends after three.
+        assert_eq!(with(&run.world, |w| w.entries.len()), 5);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stop_signal_is_forwarded_and_ends_supervision() {
-        let (l, launches, signalled) = launcher(vec![RUN]);
-        let (tx, rx) = mpsc::channel(1);
-        let task = tokio::spawn(supervise(l, policy(3), rx));
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        tx.send(Signal::SIGTERM).await.expect("send");
-        let outcome = task.await.expect("join");
-        assert_eq!(outcome, Outcome::Stopped(ExitStatus::from_raw(0)));
-        assert_eq!(
-            signalled.lock().map(|s| s.clone()).unwrap_or_default(),
-            vec![Signal::SIGTERM]
+    async fn a_crash_is_followed_by_a_cold_restart_at_epoch_zero() {
+        let run = start(vec![CRASH, RUN], policy(3));
+        sleep(5000).await;
+        assert_eq!(run.launches(), vec![(0, 0), (0, 210)]);
+        assert_eq!(run.status.borrow().crashes, 1);
+        assert_eq!(run.status.borrow().epoch, Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wedged_envoy_is_killed_and_restarted() {
+        let run = start(vec![RUN], policy(3));
+        // Probes run every second from t=1 s; wedge between two of them.
+        sleep(5500).await;
+        with(&run.world, |w| w.wedged = true);
+        sleep(2500).await;
+        assert_eq!(run.launches().len(), 1, "two failed probes are not enough");
+        with(&run.world, |w| w.wedged = false);
+        sleep(1000).await;
+        with(&run.world, |w| w.wedged = true);
+        sleep(3100).await;
+        // The recovered probe reset the count; three new failures kill it.
+        assert_eq!(run.signals(0), vec![Signal::SIGKILL]);
+        with(&run.world, |w| w.wedged = false);
+        sleep(1000).await;
+        assert_eq!(run.launches().len(), 2);
+        assert_eq!(run.status.borrow().health_kills, 1);
+        assert_eq!(run.status.borrow().crashes, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_config_is_not_a_health_failure() {
+        let slow = Script {
+            live_after: Duration::from_secs(600),
+            ..RUN
+        };
+        let run = start(vec![slow], policy(3));
+        sleep(60_000).await;
+        assert_eq!(run.launches().len(), 1);
+        assert!(run.signals(0).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hot_restart_moves_to_the_next_epoch_and_the_old_one_exits_by_itself() {
+        let run = start(vec![RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::HotRestart).await;
+        sleep(1000).await;
+        assert_eq!(run.status.borrow().epoch, Some(1));
+        assert_eq!(run.alive(), vec![0, 1], "the old epoch drains");
+        sleep(3000).await;
+        assert_eq!(run.alive(), vec![1], "Envoy's timer ended epoch 0");
+        assert!(run.signals(0).is_empty(), "the agent never had to kill it");
+        // And again: epoch 2 follows epoch 1.
+        run.send(Control::HotRestart).await;
+        sleep(5000).await;
+        assert_eq!(run.alive(), vec![2]);
+        assert_eq!(run.status.borrow().hot_restarts, 2);
+        let epochs: Vec<u32> = run.launches().iter().map(|l| l.0).collect();
+        assert_eq!(epochs, vec![0, 1, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hot_restart_waits_until_the_current_epoch_is_live() {
+        let slow = Script {
+            live_after: Duration::from_secs(5),
+            ..RUN
+        };
+        let run = start(vec![slow, RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::HotRestart).await;
+        sleep(10_000).await;
+        let l = run.launches();
+        assert_eq!(l.len(), 2);
+        assert!(l[1].1 >= 5000, "epoch 1 started at {} ms", l[1].1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_new_epoch_leaves_the_old_serving_and_is_retried_with_the_same_number() {
+        let run = start(vec![RUN, CRASH, RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::HotRestart).await;
+        sleep(3000).await;
+        let epochs: Vec<u32> = run.launches().iter().map(|l| l.0).collect();
+        assert_eq!(epochs, vec![0, 1, 1], "the retry is epoch 1 again");
+        assert!(run.signals(0).is_empty(), "epoch 0 was never touched");
+        assert_eq!(run.status.borrow().epoch, Some(1));
+        assert_eq!(run.status.borrow().hot_restart_failures, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hot_restart_that_keeps_failing_is_abandoned_not_the_serving_epoch() {
+        let run = start(vec![RUN, CRASH], policy(2));
+        sleep(1000).await;
+        run.send(Control::HotRestart).await;
+        sleep(30_000).await;
+        let epochs: Vec<u32> = run.launches().iter().map(|l| l.0).collect();
+        assert_eq!(epochs, vec![0, 1, 1, 1], "first try and two retries");
+        assert_eq!(run.alive(), vec![0]);
+        assert!(run.signals(0).is_empty());
+        assert!(!run.task.is_finished(), "the agent keeps running");
+        assert_eq!(run.status.borrow().epoch, Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_epoch_that_does_not_exit_is_killed() {
+        let run = start(vec![RUN], policy(3));
+        // Envoy's timer would end epoch 0 after an hour: too late.
+        with(&run.world, |w| {
+            w.parent_shutdown = Duration::from_secs(3600)
+        });
+        sleep(1000).await;
+        run.send(Control::HotRestart).await;
+        sleep(12_000).await;
+        assert!(run.signals(0).is_empty());
+        // parent_shutdown (3 s) + kill_grace (10 s) after the handover.
+        sleep(2000).await;
+        assert_eq!(run.signals(0), vec![Signal::SIGKILL]);
+        assert_eq!(run.alive(), vec![1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn termination_drains_then_stops() {
+        let mut run = start(vec![RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::Terminate).await;
+        sleep(100).await;
+        assert!(run.status.borrow_and_update().draining);
+        assert_eq!(with(&run.world, |w| w.drains.clone()), vec![true]);
+        sleep(4800).await;
+        assert!(run.signals(0).is_empty(), "still inside the drain time");
+        let outcome = (&mut run.task).await.expect("join");
+        assert_eq!(outcome, Outcome::Stopped);
+        assert_eq!(run.signals(0), vec![Signal::SIGTERM]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_termination_stops_at_once_and_a_stuck_envoy_is_killed() {
+        let stubborn = Script {
+            ignores_term: true,
+            ..RUN
+        };
+        let mut run = start(vec![stubborn], policy(3));
+        sleep(1000).await;
+        run.send(Control::Terminate).await;
+        sleep(100).await;
+        run.send(Control::Terminate).await;
+        sleep(100).await;
+        assert_eq!(run.signals(0), vec![Signal::SIGTERM]);
+        sleep(10_000).await;
+        assert_eq!(run.signals(0), vec![Signal::SIGTERM, Signal::SIGKILL]);
+        assert_eq!((&mut run.task).await.expect("join"), Outcome::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exit_on_zero_active_connections_waits_for_the_last_one() {
+        let mut p = policy(3);
+        p.drain.exit_on_zero_active = true;
+        let mut run = start(vec![RUN], p);
+        with(&run.world, |w| w.active = 2);
+        sleep(1000).await;
+        run.send(Control::Terminate).await;
+        sleep(20_000).await;
+        assert!(run.signals(0).is_empty(), "connections are still open");
+        with(&run.world, |w| w.active = 0);
+        sleep(1100).await;
+        assert_eq!(run.signals(0), vec![Signal::SIGTERM]);
+        assert_eq!((&mut run.task).await.expect("join"), Outcome::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_connections_still_waits_for_the_minimum_drain() {
+        let mut p = policy(3);
+        p.drain.exit_on_zero_active = true;
+        let run = start(vec![RUN], p);
+        sleep(1000).await;
+        run.send(Control::Terminate).await;
+        sleep(1500).await;
+        assert!(run.signals(0).is_empty(), "minimum drain is 2 s");
+        sleep(1000).await;
+        assert_eq!(run.signals(0), vec![Signal::SIGTERM]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quit_stops_without_draining_and_termination_during_backoff_is_immediate() {
+        let mut run = start(vec![RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::Quit).await;
+        assert_eq!((&mut run.task).await.expect("join"), Outcome::Stopped);
+        assert!(with(&run.world, |w| w.drains.is_empty()));
+
+        let slow = RestartPolicy {
+            initial_backoff: Duration::from_secs(100),
+            ..policy(3).restart
+        };
+        let mut run = start(
+            vec![CRASH],
+            Policy {
+                restart: slow,
+                ..policy(3)
+            },
         );
-        assert_eq!(ms(&launches), vec![0], "no restart after a requested stop");
+        sleep(1000).await;
+        run.send(Control::Terminate).await;
+        assert_eq!((&mut run.task).await.expect("join"), Outcome::Stopped);
+        assert_eq!(run.launches().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_crash_is_followed_by_a_restart_that_keeps_running() {
-        let (l, launches, _) = launcher(vec![CRASH, RUN]);
-        let (tx, rx) = mpsc::channel(1);
-        let task = tokio::spawn(supervise(l, policy(3), rx));
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(ms(&launches), vec![0, 210]);
-        tx.send(Signal::SIGINT).await.expect("send");
-        assert!(matches!(task.await.expect("join"), Outcome::Stopped(_)));
+    async fn drain_request_keeps_envoy_running() {
+        let run = start(vec![RUN], policy(3));
+        sleep(1000).await;
+        run.send(Control::Drain).await;
+        sleep(60_000).await;
+        assert!(run.status.borrow().draining);
+        assert!(run.signals(0).is_empty());
+        assert_eq!(with(&run.world, |w| w.drains.len()), 1);
     }
 }
