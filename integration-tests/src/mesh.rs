@@ -76,6 +76,8 @@ pub struct MeshOptions {
     /// More pilot-agent flags. The harness sets a 1 s termination drain
     /// unless these set `--termination-drain-duration`.
     pub agent_args: Vec<String>,
+    /// Run this instead of Envoy (a wrapper around it, say).
+    pub envoy_binary: Option<PathBuf>,
 }
 
 impl Default for MeshOptions {
@@ -83,6 +85,7 @@ impl Default for MeshOptions {
         MeshOptions {
             xds: Xds::Delta,
             agent_args: Vec::new(),
+            envoy_binary: None,
         }
     }
 }
@@ -181,7 +184,10 @@ impl Mesh {
             ])
             .args(["--xds-type", xds.flag()])
             .arg("--envoy-binary")
-            .arg(envoy()?)
+            .arg(match &opts.envoy_binary {
+                Some(b) => b.clone(),
+                None => envoy()?,
+            })
             .arg("--config-path")
             .arg(work.path().join("proxy"))
             .args(["--admin-port", &ports.admin.to_string()])
@@ -239,7 +245,8 @@ impl Mesh {
         pilot_agent::admin::Admin::new(self.ports.admin, REQUEST_TIMEOUT)
     }
 
-    fn listener(&self) -> SocketAddr {
+    /// The sidecar's outbound listener for the service port.
+    pub fn listener(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports.service))
     }
 

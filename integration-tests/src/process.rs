@@ -80,6 +80,13 @@ impl Proc {
         }
     }
 
+    /// Sends `sig` to the process alone, not its group.
+    pub fn signal(&self, sig: Signal) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+
     /// Sends SIGTERM to the process alone, not its group, and waits up to the
     /// grace period for it to exit: shows whether it stops its own children.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
@@ -123,6 +130,20 @@ impl Drop for Proc {
     }
 }
 
+/// `/proc/<pid>/stat` after the command name: "state ppid ...". The name
+/// may hold spaces, so the split is at the last ')'.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The process state letter (`R`, `S`, `Z` for a zombie...), or `None` once
+/// the process is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
 /// The processes whose parent is `pid`, from `/proc`.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -131,15 +152,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|child| {
-            // `/proc/<pid>/stat`: "pid (comm) state ppid ..."; comm may hold
-            // spaces, so read after the last ')'.
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
+            stat_fields(*child).and_then(|f| f.get(1)?.parse::<u32>().ok()) == Some(pid)
         })
         .collect()
 }

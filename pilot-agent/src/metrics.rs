@@ -26,6 +26,12 @@ pub fn render(status: &Status, ready: bool) -> String {
         u64::from(status.epoch.is_some()),
     );
     metric(
+        "pilot_agent_envoy_live",
+        "gauge",
+        "1 if the last health probe found Envoy LIVE.",
+        u64::from(status.live),
+    );
+    metric(
         "pilot_agent_envoy_crashes",
         "counter",
         "Times Envoy exited without being asked to.",

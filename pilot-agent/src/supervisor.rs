@@ -167,6 +167,8 @@ pub struct Status {
     pub starting_epoch: Option<u32>,
     /// Set once a drain has begun; never cleared.
     pub draining: bool,
+    /// The last health probe found the serving epoch LIVE.
+    pub live: bool,
     pub crashes: u64,
     pub health_kills: u64,
     pub hot_restarts: u64,
@@ -226,6 +228,8 @@ struct Health {
     answered: bool,
     /// This epoch has been LIVE at least once.
     was_live: bool,
+    /// The last probe found it LIVE.
+    live_now: bool,
     last: String,
 }
 
@@ -443,12 +447,16 @@ impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
         let starting_epoch = self.starting.as_ref().map(|p| p.epoch);
         let draining = self.listeners_drained
             || matches!(self.phase, Phase::Draining { .. } | Phase::Stopping { .. });
+        let live = epoch.is_some() && self.health.live_now;
         self.status.send_if_modified(|s| {
-            let changed =
-                s.epoch != epoch || s.starting_epoch != starting_epoch || s.draining != draining;
+            let changed = s.epoch != epoch
+                || s.starting_epoch != starting_epoch
+                || s.draining != draining
+                || s.live != live;
             s.epoch = epoch;
             s.starting_epoch = starting_epoch;
             s.draining = draining;
+            s.live = live;
             changed
         });
     }
@@ -663,11 +671,13 @@ impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
         }
         let Some(cur) = &self.current else { return };
         let (cur_epoch, cur_launched) = (cur.epoch, cur.launched);
+        self.health.live_now = false;
         let failure = match info {
             Ok(i) if i.epoch == cur_epoch && i.is_live() => {
                 self.health = Health {
                     answered: true,
                     was_live: true,
+                    live_now: true,
                     ..Health::default()
                 };
                 self.maybe_hot_restart();
@@ -757,6 +767,7 @@ impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
         self.health = Health {
             answered: true,
             was_live: true,
+            live_now: true,
             ..Health::default()
         };
         self.count(|s| s.hot_restarts += 1);
@@ -1079,6 +1090,7 @@ mod tests {
         assert_eq!(run.launches(), vec![(0, 0), (0, 210)]);
         assert_eq!(run.status.borrow().crashes, 1);
         assert_eq!(run.status.borrow().epoch, Some(0));
+        assert!(run.status.borrow().live, "probes see the new Envoy LIVE");
     }
 
     #[tokio::test(start_paused = true)]
