@@ -10,7 +10,7 @@ export ENVOY_BIN
 
 CARGO ?= cargo
 
-.PHONY: all tools build demo test lint fmt clean
+.PHONY: all tools build demo test bench lint fmt clean
 
 all: build
 
@@ -40,6 +40,11 @@ demo: tools build
 ## test: the whole suite (unit, integration with real Envoy)
 test: tools build
 	$(CARGO) test --workspace
+
+## bench: benchmarks on a release build with real processes; rewrites their sections of BENCHMARKS.md
+bench: tools
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release --quiet -p integration-tests --bin agent_bench -- --runs 5 --out BENCHMARKS.md
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -97,6 +97,8 @@ pub struct Mesh {
     /// reviews v1, reviews v2, ratings.
     pub upstreams: Vec<Upstream>,
     pub ports: Ports,
+    /// When the agent process was started (for start-up benchmarks).
+    pub agent_started: std::time::Instant,
     config_dir: PathBuf,
     work: tempfile::TempDir,
 }
@@ -208,6 +210,7 @@ impl Mesh {
             cmd.args(["--termination-drain-duration", "1s"]);
         }
         cmd.args(&opts.agent_args);
+        let agent_started = std::time::Instant::now();
         let agent = Proc::spawn("pilot-agent", cmd, &work.path().join("agent.log"))?;
 
         let mut mesh = Mesh {
@@ -215,6 +218,7 @@ impl Mesh {
             discovery,
             upstreams,
             ports,
+            agent_started,
             config_dir,
             work,
         };
