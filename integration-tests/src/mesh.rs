@@ -240,8 +240,7 @@ impl Mesh {
 
     /// The agent's status port, `GET path`.
     pub async fn status_get(&self, path: &str) -> anyhow::Result<http_client::Response> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports.status));
-        Ok(http_client::get(addr, "127.0.0.1", path, REQUEST_TIMEOUT).await?)
+        crate::discovery::get_on(self.ports.status, path).await
     }
 
     /// Envoy's admin API, as the agent sees it.

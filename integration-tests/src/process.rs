@@ -90,9 +90,7 @@ impl Proc {
     /// Sends SIGTERM to the process alone, not its group, and waits up to the
     /// grace period for it to exit: shows whether it stops its own children.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
+        self.signal(Signal::SIGTERM);
         self.wait_exit(GRACE)
     }
 

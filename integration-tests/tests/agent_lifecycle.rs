@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::binaries::{envoy, workspace_binary};
-use integration_tests::discovery::Discovery;
+use integration_tests::discovery::{get_on, Discovery};
 use integration_tests::mesh::{Mesh, MeshOptions, PortPlan, REVIEWS_HOST};
 use integration_tests::ports::free_port;
 use integration_tests::process::{children_of, process_state, Proc};
@@ -241,10 +241,7 @@ struct LonePorts {
 }
 
 async fn get(port: u16, path: &str) -> Result<http_client::Response, String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    http_client::get(addr, "127.0.0.1", path, REQUEST_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())
+    get_on(port, path).await.map_err(|e| e.to_string())
 }
 
 fn run_wait(url: &str, timeout: &str) -> std::process::ExitStatus {

@@ -105,9 +105,9 @@ fn split_host_port(addr: &str) -> Result<(String, u16), BootstrapError> {
     Ok((host.to_string(), port))
 }
 
-/// The discovery address as host and port.
-pub fn discovery_host_port(cfg: &BootstrapConfig) -> Result<(String, u16), BootstrapError> {
-    split_host_port(&cfg.discovery_address)
+/// The host part of a discovery address (`HOST:PORT`).
+pub fn discovery_host(addr: &str) -> Result<String, BootstrapError> {
+    split_host_port(addr).map(|(host, _)| host)
 }
 
 fn socket(address: impl std::fmt::Display, port: u16) -> Value {

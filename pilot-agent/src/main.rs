@@ -48,6 +48,16 @@ fn bootstrap_config(args: &BootstrapArgs) -> anyhow::Result<(BootstrapConfig, So
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let identity = Identity::from_env(args.node_type, &args.domain, &env)
         .context("cannot work out the proxy's identity from the environment")?;
+    let xds_tls = match &args.xds_root_cert {
+        Some(root_cert) => Some(XdsTls {
+            root_cert: root_cert.clone(),
+            server_name: match &args.xds_server_name {
+                Some(n) => n.clone(),
+                None => bootstrap::discovery_host(&args.discovery_address)?,
+            },
+        }),
+        None => None,
+    };
     let cfg = BootstrapConfig {
         identity,
         service_cluster: args.service_cluster.clone(),
@@ -58,25 +68,15 @@ fn bootstrap_config(args: &BootstrapArgs) -> anyhow::Result<(BootstrapConfig, So
         readiness_port: args.readiness_port,
         status_port: args.status_port,
         bind_address: args.bind_address,
-        xds_tls: None,
+        xds_tls,
         max_downstream_connections: args.max_downstream_connections,
         domain: args.domain.clone(),
-    };
-    let xds_tls = match &args.xds_root_cert {
-        Some(root_cert) => Some(XdsTls {
-            root_cert: root_cert.clone(),
-            server_name: match &args.xds_server_name {
-                Some(n) => n.clone(),
-                None => bootstrap::discovery_host_port(&cfg)?.0,
-            },
-        }),
-        None => None,
     };
     let sources = Sources {
         template: args.template_file.clone(),
         overlay: args.bootstrap_override.clone(),
     };
-    Ok((BootstrapConfig { xds_tls, ..cfg }, sources))
+    Ok((cfg, sources))
 }
 
 fn print_bootstrap(args: &BootstrapArgs) -> anyhow::Result<i32> {

@@ -233,6 +233,18 @@ struct Health {
     last: String,
 }
 
+impl Health {
+    /// An epoch just seen LIVE: answered, live, no failures.
+    fn live() -> Health {
+        Health {
+            answered: true,
+            was_live: true,
+            live_now: true,
+            ..Health::default()
+        }
+    }
+}
+
 #[derive(Default)]
 struct HotRestart {
     wanted: bool,
@@ -674,12 +686,7 @@ impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
         self.health.live_now = false;
         let failure = match info {
             Ok(i) if i.epoch == cur_epoch && i.is_live() => {
-                self.health = Health {
-                    answered: true,
-                    was_live: true,
-                    live_now: true,
-                    ..Health::default()
-                };
+                self.health = Health::live();
                 self.maybe_hot_restart();
                 return;
             }
@@ -764,12 +771,7 @@ impl<L: Launcher, A: AdminApi> Supervisor<L, A> {
             self.old.push(old);
         }
         self.current = Some(next);
-        self.health = Health {
-            answered: true,
-            was_live: true,
-            live_now: true,
-            ..Health::default()
-        };
+        self.health = Health::live();
         self.count(|s| s.hot_restarts += 1);
         let again = std::mem::take(&mut self.hot.again);
         self.hot = HotRestart {
