@@ -23,6 +23,31 @@ const REVIEWS_V2: &str = "outbound|9080|v2|reviews.default.svc.cluster.local";
 const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
 const RATINGS: &str = "outbound|9080||ratings.default.svc.cluster.local";
 
+/// One more endpoint for reviews v1: changes the endpoints of `REVIEWS_V1`.
+const REVIEWS_V1_MORE: &str = "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1-b, namespace: default}
+spec:
+  address: 127.0.0.2
+  ports: {http: 19081}
+  labels: {app: reviews, version: v1}
+";
+
+/// One more endpoint for ratings: changes the endpoints of `RATINGS`.
+const RATINGS_MORE: &str = "apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ratings-2
+  namespace: default
+  labels: {kubernetes.io/service-name: ratings}
+addressType: IPv4
+endpoints:
+- addresses: [127.0.0.2]
+  conditions: {ready: true}
+ports:
+- {name: http, port: 19083}
+";
+
 async fn fixture(flags: &[&str]) -> ConfigFixture {
     ConfigFixture::start(&[], flags)
         .await
@@ -105,8 +130,8 @@ async fn sotw_stale_nonce_is_ignored() {
     .await
     .expect("eds");
     s.ack(&first, &[REVIEWS_V1]).await.expect("ack");
-    // A full push supersedes `first`.
-    f.write("extra.yaml", &service_entry("extra", 8001))
+    // A push of new endpoints for reviews v1 supersedes `first`.
+    f.write("extra.yaml", REVIEWS_V1_MORE)
         .expect("write config");
     let pushed = s.recv_type(type_url::ENDPOINT).await.expect("pushed eds");
     assert_ne!(pushed.nonce, first.nonce);
@@ -230,9 +255,16 @@ async fn sotw_endpoints_and_routes_follow_the_subscription() {
         .expect("eds without v1");
     assert_eq!(sotw_names(&r), vec![RATINGS]);
     s.ack(&r, &[RATINGS]).await.expect("ack");
-    // A full push carries only the remaining subscription.
-    f.write("extra.yaml", &service_entry("extra", 8001))
-        .expect("write config");
+    // A full push (a new service) that also changes every subscribed
+    // cluster's endpoints carries only the remaining subscription.
+    f.write(
+        "extra.yaml",
+        &format!(
+            "{}---\n{RATINGS_MORE}---\n{REVIEWS_V1_MORE}",
+            service_entry("extra", 8001)
+        ),
+    )
+    .expect("write config");
     let r = s.recv_type(type_url::ENDPOINT).await.expect("pushed eds");
     assert_eq!(sotw_names(&r), vec![RATINGS]);
 

@@ -78,15 +78,18 @@ impl MeshSnapshot {
     }
 
     /// VirtualServices (for sidecars: those without `gateways`, or bound to
-    /// `mesh`) whose hosts include `host`, in the order they were loaded.
+    /// `mesh`) whose hosts include `host` and that are exported to
+    /// `proxy_namespace`, in the order they were loaded.
     pub fn virtual_services_for<'a>(
         &'a self,
         host: &'a Hostname,
+        proxy_namespace: &'a str,
     ) -> impl Iterator<Item = &'a Arc<Config<VirtualService>>> + 'a {
         self.virtual_services.iter().filter(move |vs| {
             let applies_to_mesh =
                 vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
             applies_to_mesh
+                && exported_to(&vs.spec.export_to, &vs.meta.namespace, proxy_namespace)
                 && vs
                     .spec
                     .hosts
@@ -94,6 +97,18 @@ impl MeshSnapshot {
                     .any(|h| &Hostname::resolve(h, &vs.meta.namespace, &self.domain) == host)
         })
     }
+}
+
+/// Istio's `exportTo`: empty or `*` is every namespace, `.` the config's own,
+/// `~` none, anything else a namespace by name.
+pub fn exported_to(export_to: &[String], own_namespace: &str, namespace: &str) -> bool {
+    export_to.is_empty()
+        || export_to.iter().any(|e| match e.as_str() {
+            "*" => true,
+            "." => own_namespace == namespace,
+            "~" => false,
+            other => other == namespace,
+        })
 }
 
 #[cfg(test)]
@@ -136,5 +151,17 @@ mod tests {
 
         new.domain = "other.local".into();
         assert!(new.changes_since(&old).config);
+    }
+
+    #[test]
+    fn export_to_follows_istio() {
+        let to = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert!(exported_to(&[], "a", "b"));
+        assert!(exported_to(&to(&["*"]), "a", "b"));
+        assert!(exported_to(&to(&["."]), "a", "a"));
+        assert!(!exported_to(&to(&["."]), "a", "b"));
+        assert!(!exported_to(&to(&["~"]), "a", "a"));
+        assert!(exported_to(&to(&[".", "b"]), "a", "b"));
+        assert!(!exported_to(&to(&["c"]), "a", "b"));
     }
 }

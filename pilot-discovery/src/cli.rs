@@ -60,6 +60,11 @@ pub struct DiscoveryArgs {
     #[arg(long, env = "PILOT_DEBOUNCE_MAX", default_value = "10s", value_parser = duration)]
     pub debounce_max: Duration,
 
+    /// Longest a burst of endpoint-only events waits before its push, even
+    /// while events keep arriving.
+    #[arg(long, env = "PILOT_EDS_DEBOUNCE_MAX", default_value = "100ms", value_parser = duration)]
+    pub eds_debounce_max: Duration,
+
     /// Pushes generated concurrently; 0 scales with the CPU cores (10 per core, 10 to 100).
     #[arg(long, env = "PILOT_PUSH_THROTTLE", default_value_t = 0)]
     pub push_throttle: usize,

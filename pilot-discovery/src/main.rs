@@ -36,6 +36,7 @@ fn options(args: DiscoveryArgs) -> ServerOptions {
         debounce: DebounceConfig {
             after: args.debounce_after,
             max: args.debounce_max,
+            eds_max: args.eds_debounce_max,
         },
         hub: HubConfig {
             push_throttle: match args.push_throttle {

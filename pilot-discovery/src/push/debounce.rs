@@ -4,6 +4,13 @@
 //! over), or once `max` has passed since the first event of the burst (a
 //! source that never goes quiet still gets its changes out). Istio's
 //! `PILOT_DEBOUNCE_AFTER` and `PILOT_DEBOUNCE_MAX` mean the same.
+//!
+//! A burst of endpoint events only also ends `eds_max` after its first
+//! event. Under steady endpoint churn (pods coming and going every few tens
+//! of milliseconds in a large cluster) the quiet period never comes, and
+//! waiting for `max` would leave proxies sending traffic to endpoints that
+//! are gone for seconds. Endpoint pushes are small and incremental, so
+//! pushing them on a short fixed window costs little.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +45,8 @@ impl UpdateKind {
 pub struct DebounceConfig {
     pub after: Duration,
     pub max: Duration,
+    /// The longest a burst of endpoint events only waits.
+    pub eds_max: Duration,
 }
 
 impl Default for DebounceConfig {
@@ -45,6 +54,7 @@ impl Default for DebounceConfig {
         DebounceConfig {
             after: Duration::from_millis(100),
             max: Duration::from_secs(10),
+            eds_max: Duration::from_millis(100),
         }
     }
 }
@@ -74,6 +84,19 @@ impl Merged {
     pub fn total(&self) -> usize {
         self.counts.values().sum()
     }
+
+    fn endpoints_only(&self) -> bool {
+        self.counts.keys().all(|k| *k == UpdateKind::Eds)
+    }
+
+    /// When this burst is pushed unless another event extends it.
+    fn deadline(&self, cfg: &DebounceConfig) -> Instant {
+        let mut at = (self.last + cfg.after).min(self.first + cfg.max);
+        if self.endpoints_only() {
+            at = at.min(self.first + cfg.eds_max);
+        }
+        at
+    }
 }
 
 /// Runs until every sender of `events` is gone, calling `fire` once per
@@ -88,7 +111,7 @@ pub async fn run(
         let mut merged = Merged::new(kind, Instant::now());
         let mut closed = false;
         while !cfg.after.is_zero() {
-            let deadline = (merged.last + cfg.after).min(merged.first + cfg.max);
+            let deadline = merged.deadline(&cfg);
             tokio::select! {
                 biased;
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -138,13 +161,14 @@ mod tests {
     const CFG: DebounceConfig = DebounceConfig {
         after: Duration::from_millis(100),
         max: Duration::from_secs(1),
+        eds_max: Duration::from_millis(100),
     };
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_becomes_one_push() {
         let (tx, f) = start(CFG);
         for _ in 0..5 {
-            tx.send(UpdateKind::Eds).await.expect("send");
+            tx.send(UpdateKind::Svc).await.expect("send");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The last event came 20 ms ago; 59 ms more is still inside the
@@ -165,7 +189,7 @@ mod tests {
         let (tx, f) = start(CFG);
         // One event every 50 ms for 2.5 s: never 100 ms of quiet.
         for _ in 0..50 {
-            tx.send(UpdateKind::Eds).await.expect("send");
+            tx.send(UpdateKind::Config).await.expect("send");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let bursts = fired(&f);
@@ -180,10 +204,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn endpoint_churn_is_pushed_within_eds_max_of_its_first_event() {
+        let (tx, f) = start(CFG);
+        // One endpoint event every 40 ms: never 100 ms of quiet, and yet
+        // each push is at most 100 ms after the first event it carries.
+        for _ in 0..25 {
+            tx.send(UpdateKind::Eds).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        // Let the last burst end.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let bursts = fired(&f);
+        assert!(bursts.len() >= 8, "endpoint bursts held back: {bursts:?}");
+        assert!(bursts.iter().all(|n| *n <= 3), "{bursts:?}");
+        assert_eq!(bursts.iter().sum::<usize>(), 25);
+
+        // A config event in the burst brings back the quiet-period rule.
+        let (tx, f) = start(CFG);
+        tx.send(UpdateKind::Config).await.expect("send");
+        for _ in 0..5 {
+            tx.send(UpdateKind::Eds).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(fired(&f), vec![6]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn zero_after_pushes_every_event() {
         let (tx, f) = start(DebounceConfig {
             after: Duration::ZERO,
-            max: Duration::from_secs(1),
+            ..CFG
         });
         for _ in 0..3 {
             tx.send(UpdateKind::Svc).await.expect("send");

@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mesh_model::{Hostname, MeshSnapshot, SnapshotChange};
+use mesh_model::{Hostname, SnapshotChange};
 use tokio::time::Instant;
+
+use crate::xds::context::PushContext;
 
 /// Which resources a push touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +48,7 @@ impl PushScope {
 /// One push to one connection.
 #[derive(Debug, Clone)]
 pub struct Push {
-    pub snapshot: Arc<MeshSnapshot>,
+    pub snapshot: Arc<PushContext>,
     /// Shared by every stream the push goes to: one set of hostnames, not
     /// one copy per proxy.
     pub scope: Arc<PushScope>,
@@ -72,6 +74,13 @@ impl Push {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn context(version: u64) -> Arc<PushContext> {
+        Arc::new(PushContext::new(Arc::new(mesh_model::MeshSnapshot {
+            version,
+            ..Default::default()
+        })))
+    }
 
     fn hosts(names: &[&str]) -> BTreeSet<Hostname> {
         names.iter().map(|n| Hostname::new(*n)).collect()
@@ -108,18 +117,12 @@ mod tests {
     fn merged_push_keeps_the_newest_snapshot_and_earliest_start() {
         let t0 = Instant::now();
         let old = Push {
-            snapshot: Arc::new(MeshSnapshot {
-                version: 1,
-                ..Default::default()
-            }),
+            snapshot: context(1),
             scope: Arc::new(PushScope::Endpoints(hosts(&["a"]))),
             started: t0,
         };
         let new = Push {
-            snapshot: Arc::new(MeshSnapshot {
-                version: 2,
-                ..Default::default()
-            }),
+            snapshot: context(2),
             scope: Arc::new(PushScope::Endpoints(hosts(&["b"]))),
             started: t0 + std::time::Duration::from_millis(5),
         };

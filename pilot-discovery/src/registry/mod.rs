@@ -95,7 +95,7 @@ fn insert_service(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::configdir::parse_file;
     use mesh_model::{Protocol, Resolution};

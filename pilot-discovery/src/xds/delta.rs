@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mesh_model::MeshSnapshot;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
-use super::generate::{generate, is_known_type, is_wildcard_type};
+use super::context::PushContext;
+use super::generate::{is_known_type, is_wildcard_type};
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -25,7 +25,7 @@ const WILDCARD: &str = "*";
 pub fn on_request(
     state: &mut ConnState,
     req: &DeltaDiscoveryRequest,
-    snap: &MeshSnapshot,
+    snap: &PushContext,
 ) -> Result<Vec<DeltaDiscoveryResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
@@ -152,7 +152,7 @@ enum Target {
 
 fn respond(
     state: &mut ConnState,
-    snap: &MeshSnapshot,
+    snap: &PushContext,
     t: &str,
     target: Target,
     answer_even_if_empty: bool,
@@ -160,9 +160,9 @@ fn respond(
     let proxy = state.proxy.clone()?;
     let w = state.watches.get(t)?;
     let generated = match &target {
-        Target::All => generate(snap, &proxy, t, &w.names),
+        Target::All => snap.resources(&proxy, t, &w.names),
         Target::Only(names) if names.is_empty() => return None,
-        Target::Only(names) => generate(snap, &proxy, t, names),
+        Target::Only(names) => snap.resources(&proxy, t, names),
     };
     let generated = match &target {
         // A wildcard type is generated whole; keep what was asked for.
@@ -181,11 +181,11 @@ fn respond(
             resources.push(Resource {
                 name: g.name.clone(),
                 version: version.clone(),
-                resource: Some(g.resource),
+                resource: Some(g.resource.clone()),
                 ..Default::default()
             });
         }
-        now_has.insert(g.name, version);
+        now_has.insert(g.name.clone(), version);
     }
     let removed: Vec<String> = match target {
         Target::All => w
@@ -231,12 +231,12 @@ mod tests {
 
     const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
 
-    fn snap(version: u64) -> MeshSnapshot {
-        MeshSnapshot {
+    fn snap(version: u64) -> PushContext {
+        PushContext::new(Arc::new(mesh_model::MeshSnapshot {
             version,
             domain: "cluster.local".into(),
             ..Default::default()
-        }
+        }))
     }
 
     fn req(t: &str, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
@@ -348,7 +348,11 @@ mod tests {
         // Nothing differs in a full push of an equal snapshot.
         assert!(on_push(&mut c, &push(2, PushScope::Full)).is_empty());
         // A service gains an endpoint-free definition: its cluster is new.
-        let mut s = snap(3);
+        let mut s = mesh_model::MeshSnapshot {
+            version: 3,
+            domain: "cluster.local".into(),
+            ..Default::default()
+        };
         let host = Hostname::new("a.default.svc.cluster.local");
         s.services.insert(
             host.clone(),
@@ -373,7 +377,7 @@ mod tests {
         let out = on_push(
             &mut c,
             &Push {
-                snapshot: Arc::new(s),
+                snapshot: Arc::new(PushContext::new(Arc::new(s))),
                 scope: Arc::new(PushScope::Full),
                 started: Instant::now(),
             },

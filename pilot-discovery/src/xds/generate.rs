@@ -16,20 +16,36 @@ use crate::push::PushScope;
 pub struct Named {
     pub name: String,
     pub resource: Any,
+    /// Changes exactly when the encoded resource does; computed once, since
+    /// one resource is often sent to many proxies.
+    pub digest: u64,
 }
 
 impl Named {
-    /// A version that changes exactly when the encoded resource does, so a
-    /// proxy reconnecting to another replica (or after a restart) is not sent
-    /// what it already has. FNV-1a: stable across processes and builds.
-    pub fn version(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in &self.resource.value {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    pub fn new(name: String, resource: Any) -> Self {
+        let digest = fnv1a(&resource.value);
+        Named {
+            name,
+            resource,
+            digest,
         }
-        format!("{h:016x}")
     }
+
+    /// The resource's version: a proxy reconnecting to another replica (or
+    /// after a restart) is not sent what it already has.
+    pub fn version(&self) -> String {
+        format!("{:016x}", self.digest)
+    }
+}
+
+/// FNV-1a: stable across processes and builds, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// Types served as wildcards: the proxy always receives all of them.
@@ -71,30 +87,23 @@ pub fn generate(
     match type_url {
         type_url::CLUSTER => cds::clusters(snap, proxy)
             .iter()
-            .map(|c| Named {
-                name: c.name.clone(),
-                resource: xds_proto::pack(c),
-            })
+            .map(|c| Named::new(c.name.clone(), xds_proto::pack(c)))
             .collect(),
         type_url::LISTENER => lds::listeners(snap, proxy)
             .iter()
-            .map(|l| Named {
-                name: l.name.clone(),
-                resource: xds_proto::pack(l),
-            })
+            .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
             .collect(),
         type_url::ENDPOINT => names
             .iter()
-            .map(|n| Named {
-                name: n.clone(),
-                resource: xds_proto::pack(&eds::load_assignment(snap, n)),
-            })
+            .map(|n| Named::new(n.clone(), xds_proto::pack(&eds::load_assignment(snap, n))))
             .collect(),
         type_url::ROUTE => names
             .iter()
-            .map(|n| Named {
-                name: n.clone(),
-                resource: xds_proto::pack(&rds::route_configuration(snap, proxy, n)),
+            .map(|n| {
+                Named::new(
+                    n.clone(),
+                    xds_proto::pack(&rds::route_configuration(snap, proxy, n)),
+                )
             })
             .collect(),
         _ => Vec::new(),
@@ -108,17 +117,15 @@ mod tests {
 
     #[test]
     fn versions_follow_content() {
-        let a = Named {
-            name: "x".into(),
-            resource: Any {
-                type_url: "t".into(),
-                value: vec![1, 2, 3],
-            },
+        let any = |value: Vec<u8>| Any {
+            type_url: "t".into(),
+            value,
         };
-        let mut b = a.clone();
+        let a = Named::new("x".into(), any(vec![1, 2, 3]));
+        let b = Named::new("x".into(), any(vec![1, 2, 3]));
         assert_eq!(a.version(), b.version());
-        b.resource.value.push(4);
-        assert_ne!(a.version(), b.version());
+        let c = Named::new("x".into(), any(vec![1, 2, 3, 4]));
+        assert_ne!(a.version(), c.version());
         assert_eq!(a.version().len(), 16);
     }
 

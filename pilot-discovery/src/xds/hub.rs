@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use super::context::PushContext;
 use super::state::ConnState;
 use crate::metrics::Metrics;
 use crate::push::{Merged, Push, PushScope, UpdateKind};
@@ -103,7 +104,7 @@ pub struct LastPush {
 }
 
 pub struct XdsHub {
-    current: RwLock<Option<Arc<MeshSnapshot>>>,
+    current: RwLock<Option<Arc<PushContext>>>,
     conns: Mutex<BTreeMap<u64, Arc<ConnHandle>>>,
     next_id: AtomicU64,
     throttle: Semaphore,
@@ -126,7 +127,7 @@ impl XdsHub {
     }
 
     /// The snapshot in force; `None` until the sources have loaded.
-    pub fn snapshot(&self) -> Option<Arc<MeshSnapshot>> {
+    pub fn snapshot(&self) -> Option<Arc<PushContext>> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -172,7 +173,8 @@ impl XdsHub {
     pub fn install_first(&self, snap: Arc<MeshSnapshot>) {
         self.metrics.services.set(gauge(snap.services.len()));
         lock(&self.status).version = snap.version;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+            Some(Arc::new(PushContext::new(snap)));
     }
 
     /// Installs `snap` and queues a push of `scope` to every stream. A stream
@@ -184,6 +186,7 @@ impl XdsHub {
             .debounce_time
             .observe(now.duration_since(merged.first).as_secs_f64());
         self.metrics.services.set(gauge(snap.services.len()));
+        let snap = Arc::new(PushContext::new(snap));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap.clone());
 
         let conns = self.connections();

@@ -4,6 +4,7 @@
 pub mod ads;
 pub mod cds;
 mod common;
+pub mod context;
 pub mod delta;
 pub mod eds;
 pub mod generate;

@@ -50,7 +50,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         rc.virtual_hosts.push(VirtualHost {
             name: format!("{}:{port}", svc.hostname),
             domains,
-            routes: routes(snap, svc, port),
+            routes: routes(snap, svc, port, proxy.namespace()),
             ..Default::default()
         });
     }
@@ -87,9 +87,9 @@ fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec
         .collect()
 }
 
-fn routes(snap: &MeshSnapshot, svc: &Service, port: u16) -> Vec<Route> {
+fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) -> Vec<Route> {
     let mut out = Vec::new();
-    for vs in snap.virtual_services_for(&svc.hostname) {
+    for vs in snap.virtual_services_for(&svc.hostname, proxy_namespace) {
         for http in &vs.spec.http {
             out.extend(translate(snap, &vs.meta.namespace, svc, port, http));
         }

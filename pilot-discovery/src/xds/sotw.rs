@@ -10,11 +10,11 @@
 
 use std::collections::BTreeSet;
 
-use mesh_model::MeshSnapshot;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
-use super::generate::{generate, is_known_type, is_wildcard_type};
+use super::context::PushContext;
+use super::generate::{is_known_type, is_wildcard_type};
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -23,7 +23,7 @@ use crate::push::Push;
 pub fn on_request(
     state: &mut ConnState,
     req: &DiscoveryRequest,
-    snap: &MeshSnapshot,
+    snap: &PushContext,
 ) -> Result<Vec<DiscoveryResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
@@ -98,39 +98,56 @@ pub fn on_request(
         }
     };
     Ok(if respond {
-        respond_with(state, snap, t, None).into_iter().collect()
+        respond_with(state, snap, t, None, false)
+            .into_iter()
+            .collect()
     } else {
         Vec::new()
     })
 }
 
 /// The responses a push needs, clusters before endpoints before listeners
-/// before routes. A full push re-sends endpoints after clusters, so clusters
-/// that Envoy re-creates finish warming.
+/// before routes. A type whose resources for this proxy are what it was last
+/// sent is left out, so a change that does not concern a proxy sends it
+/// nothing. Once clusters are sent, endpoints are sent too, so clusters that
+/// Envoy re-creates finish warming.
 pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
-    state
-        .push_plan(&push.scope)
-        .into_iter()
-        .filter_map(|(t, only)| respond_with(state, &push.snapshot, t, only.as_ref()))
-        .collect()
+    let mut clusters_sent = false;
+    let mut out = Vec::new();
+    for (t, only) in state.push_plan(&push.scope) {
+        let must_send = clusters_sent && t == xds_proto::type_url::ENDPOINT;
+        if let Some(r) = respond_with(state, &push.snapshot, t, only.as_ref(), !must_send) {
+            clusters_sent |= t == xds_proto::type_url::CLUSTER;
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Builds a response for `t` from `snap`: every subscribed resource, or only
-/// `only` (incremental EDS: the proxy keeps the clusters not named).
+/// `only` (incremental EDS: the proxy keeps the clusters not named). With
+/// `unless_unchanged`, nothing when the response would carry exactly what
+/// the last one for `t` did.
 fn respond_with(
     state: &mut ConnState,
-    snap: &MeshSnapshot,
+    snap: &PushContext,
     t: &str,
     only: Option<&BTreeSet<String>>,
+    unless_unchanged: bool,
 ) -> Option<DiscoveryResponse> {
     let proxy = state.proxy.clone()?;
+    let w = state.watches.get(t)?;
+    let generated = snap.resources(&proxy, t, only.unwrap_or(&w.names));
+    let digest = generated.iter().fold(generated.len() as u64, |h, n| {
+        (h.rotate_left(5) ^ n.digest).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    });
+    if unless_unchanged && w.sent_digest == Some(digest) {
+        return None;
+    }
     let nonce = state.next_nonce(snap.version);
     let w = state.watches.get_mut(t)?;
-    let names = only.unwrap_or(&w.names);
-    let resources = generate(snap, &proxy, t, names)
-        .into_iter()
-        .map(|n| n.resource)
-        .collect();
+    w.sent_digest = Some(digest);
+    let resources = generated.iter().map(|n| n.resource.clone()).collect();
     let version = snap.version.to_string();
     w.nonce_sent = nonce.clone();
     w.version_sent = version.clone();
@@ -155,17 +172,42 @@ mod tests {
 
     const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
 
-    fn snap(version: u64) -> MeshSnapshot {
-        MeshSnapshot {
+    fn snap(version: u64) -> PushContext {
+        PushContext::new(Arc::new(mesh_model::MeshSnapshot {
             version,
             domain: "cluster.local".into(),
             ..Default::default()
-        }
+        }))
     }
 
     fn full(version: u64) -> Push {
         Push {
             snapshot: Arc::new(snap(version)),
+            scope: Arc::new(PushScope::Full),
+            started: Instant::now(),
+        }
+    }
+
+    const A: &str = "outbound|80||a.default.svc.cluster.local";
+
+    /// A full push of a snapshot in which service `a` (port 80, one
+    /// endpoint) exists: every type has something new for the proxy.
+    fn full_with_a(version: u64) -> Push {
+        let mut s = crate::registry::tests::snapshot_of(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+"#,
+        );
+        s.version = version;
+        Push {
+            snapshot: Arc::new(PushContext::new(Arc::new(s))),
             scope: Arc::new(PushScope::Full),
             started: Instant::now(),
         }
@@ -217,7 +259,7 @@ mod tests {
         assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, r1.nonce);
 
         // A push supersedes r1; an answer to r1 is stale.
-        let r2 = on_push(&mut c, &full(2)).pop().expect("push");
+        let r2 = on_push(&mut c, &full_with_a(2)).pop().expect("push");
         assert_ne!(r2.nonce, r1.nonce);
         assert!(send(&mut c, &req(type_url::CLUSTER, &[], &r1.nonce)).is_empty());
 
@@ -264,15 +306,35 @@ mod tests {
     #[test]
     fn push_order_scope_and_unknown_types() {
         let (mut c, _) = connected();
-        for t in [type_url::ROUTE, type_url::LISTENER, type_url::ENDPOINT] {
-            assert_eq!(send(&mut c, &req(t, &[], "")).len(), 1);
+        for (t, names) in [
+            (type_url::ROUTE, &["80"][..]),
+            (type_url::LISTENER, &[]),
+            (type_url::ENDPOINT, &[A]),
+        ] {
+            assert_eq!(send(&mut c, &req(t, names, "")).len(), 1);
         }
         assert!(send(&mut c, &req("type.googleapis.com/nope", &[], "")).is_empty());
-        let order: Vec<String> = on_push(&mut c, &full(3))
+        let order: Vec<String> = on_push(&mut c, &full_with_a(3))
             .into_iter()
             .map(|r| r.type_url)
             .collect();
         assert_eq!(order, type_url::PUSH_ORDER.map(String::from).to_vec());
+    }
+
+    #[test]
+    fn a_push_that_changes_nothing_for_the_proxy_sends_nothing() {
+        let (mut c, _) = connected();
+        let eds = send(&mut c, &req(type_url::ENDPOINT, &[A], "")).remove(0);
+        assert!(send(&mut c, &req(type_url::ENDPOINT, &[A], &eds.nonce)).is_empty());
+        // Same content under a new version: nothing to send.
+        assert!(on_push(&mut c, &full(2)).is_empty());
+        // New clusters are sent, and endpoints with them so the new clusters
+        // finish warming.
+        let out = on_push(&mut c, &full_with_a(3));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+        assert_eq!(types, [type_url::CLUSTER, type_url::ENDPOINT]);
+        // The same again: nothing.
+        assert!(on_push(&mut c, &full_with_a(4)).is_empty());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Watch {
     /// for endpoints while warming clusters and waits for the answer.
     #[serde(skip)]
     pub always_respond: bool,
+    /// State of the world only: a digest of the last response sent, to leave
+    /// out pushes that would send the same again.
+    #[serde(skip)]
+    pub sent_digest: Option<u64>,
     /// Delta only: the version of each resource the proxy holds.
     #[serde(skip)]
     pub client_has: BTreeMap<String, String>,

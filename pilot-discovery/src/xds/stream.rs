@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use mesh_model::MeshSnapshot;
 use prost::Message;
 use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::{mpsc, watch};
@@ -14,6 +13,7 @@ use xds_proto::pb::envoy::service::discovery::v3::{
 };
 use xds_proto::type_url::short_name;
 
+use super::context::PushContext;
 use super::hub::{lock, Registration, XdsHub};
 use super::state::ConnState;
 use super::{delta, sotw};
@@ -28,7 +28,7 @@ pub trait Flavour: Send + 'static {
     fn on_request(
         state: &mut ConnState,
         req: &Self::Request,
-        snap: &MeshSnapshot,
+        snap: &PushContext,
     ) -> Result<Vec<Self::Response>, Status>;
     fn on_push(state: &mut ConnState, push: &Push) -> Vec<Self::Response>;
     /// The type a request rejects, if it is a NACK.
@@ -46,7 +46,7 @@ impl Flavour for Sotw {
     fn on_request(
         state: &mut ConnState,
         req: &DiscoveryRequest,
-        snap: &MeshSnapshot,
+        snap: &PushContext,
     ) -> Result<Vec<DiscoveryResponse>, Status> {
         sotw::on_request(state, req, snap)
     }
@@ -71,7 +71,7 @@ impl Flavour for Delta {
     fn on_request(
         state: &mut ConnState,
         req: &DeltaDiscoveryRequest,
-        snap: &MeshSnapshot,
+        snap: &PushContext,
     ) -> Result<Vec<DeltaDiscoveryResponse>, Status> {
         delta::on_request(state, req, snap)
     }
@@ -103,7 +103,7 @@ pub async fn serve<F: Flavour>(
     registration: Registration,
     mut inbound: Streaming<F::Request>,
     tx: Outbound<F::Response>,
-    snapshot: Arc<MeshSnapshot>,
+    snapshot: Arc<PushContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let handle = registration.handle.clone();

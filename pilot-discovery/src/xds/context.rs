@@ -1,0 +1,200 @@
+//! One snapshot and the resources generated from it, shared by every stream.
+//!
+//! Most of what a proxy receives does not depend on which proxy it is:
+//! clusters and endpoints are the same for every sidecar, listeners differ
+//! only by interception mode, routes only by the proxy's namespace. Each of
+//! those is generated and encoded once per snapshot, the first time a proxy
+//! needs it, and every other proxy gets the same bytes. A new snapshot starts
+//! with an empty cache; the old one is freed with the last push that uses it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use mesh_model::MeshSnapshot;
+use xds_proto::type_url;
+
+use super::generate::{generate, Named};
+use super::hub::lock;
+use super::proxy::Proxy;
+
+/// A map of lazily generated values. The map lock is held only to find or
+/// add a cell; generation runs outside it, and streams that want the same
+/// cell at the same time wait for the first one instead of repeating it.
+struct Cells<K, V> {
+    cells: Mutex<HashMap<K, Arc<OnceLock<V>>>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Cells<K, V> {
+    fn new() -> Self {
+        Cells {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cell(&self, key: K) -> Arc<OnceLock<V>> {
+        lock(&self.cells).entry(key).or_default().clone()
+    }
+
+    fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
+        self.cell(key).get_or_init(make).clone()
+    }
+}
+
+pub struct PushContext {
+    snapshot: Arc<MeshSnapshot>,
+    /// Clusters: one list for every proxy.
+    clusters: Cells<(), Arc<Vec<Arc<Named>>>>,
+    /// Listeners, by whether the proxy binds them itself (local mode).
+    listeners: Cells<bool, Arc<Vec<Arc<Named>>>>,
+    /// Endpoints, by cluster name.
+    endpoints: Cells<String, Arc<Named>>,
+    /// Routes, by route configuration name and proxy namespace.
+    routes: Cells<(String, String), Arc<Named>>,
+}
+
+impl PushContext {
+    pub fn new(snapshot: Arc<MeshSnapshot>) -> Self {
+        PushContext {
+            snapshot,
+            clusters: Cells::new(),
+            listeners: Cells::new(),
+            endpoints: Cells::new(),
+            routes: Cells::new(),
+        }
+    }
+
+    pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
+        &self.snapshot
+    }
+
+    /// The resources of `t` for `proxy`, as [`generate`] makes them, from
+    /// the cache where another proxy already needed the same.
+    pub fn resources(&self, proxy: &Proxy, t: &str, names: &BTreeSet<String>) -> Vec<Arc<Named>> {
+        let one = |name: &String| {
+            let only = BTreeSet::from([name.clone()]);
+            let mut made = generate(&self.snapshot, proxy, t, &only);
+            // Generators return exactly one resource per requested name.
+            Arc::new(
+                made.pop()
+                    .unwrap_or_else(|| Named::new(name.clone(), Default::default())),
+            )
+        };
+        match t {
+            type_url::CLUSTER => self
+                .clusters
+                .get((), || {
+                    Arc::new(shared(generate(&self.snapshot, proxy, t, names)))
+                })
+                .to_vec(),
+            type_url::LISTENER => self
+                .listeners
+                .get(proxy.is_local_mode(), || {
+                    Arc::new(shared(generate(&self.snapshot, proxy, t, names)))
+                })
+                .to_vec(),
+            type_url::ENDPOINT => names
+                .iter()
+                .map(|n| self.endpoints.get(n.clone(), || one(n)))
+                .collect(),
+            type_url::ROUTE => names
+                .iter()
+                .map(|n| {
+                    self.routes
+                        .get((n.clone(), proxy.namespace().to_string()), || one(n))
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn shared(made: Vec<Named>) -> Vec<Arc<Named>> {
+    made.into_iter().map(Arc::new).collect()
+}
+
+impl Deref for PushContext {
+    type Target = MeshSnapshot;
+    fn deref(&self) -> &MeshSnapshot {
+        &self.snapshot
+    }
+}
+
+impl std::fmt::Debug for PushContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushContext")
+            .field("version", &self.snapshot.version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::tests::snapshot_of;
+    use crate::xds::proxy::tests::local_node;
+
+    const MESH: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: shop}
+spec:
+  hosts: [a.shop.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: shop}
+spec:
+  hosts: [a]
+  exportTo: ["."]
+  http:
+  - route: [{destination: {host: a}, weight: 100}]
+"#;
+
+    fn proxy(ns: &str) -> Proxy {
+        Proxy::from_node(&local_node(&format!(
+            "sidecar~127.0.0.1~app.{ns}~{ns}.svc.cluster.local"
+        )))
+        .expect("valid node")
+    }
+
+    #[test]
+    fn cached_resources_equal_fresh_ones_and_are_shared() {
+        let snap = Arc::new(snapshot_of(MESH));
+        let ctx = PushContext::new(snap.clone());
+        let names = BTreeSet::from(["outbound|80||a.shop.svc.cluster.local".to_string()]);
+        let routes = BTreeSet::from(["80".to_string()]);
+        for t in [
+            type_url::CLUSTER,
+            type_url::LISTENER,
+            type_url::ENDPOINT,
+            type_url::ROUTE,
+        ] {
+            let wanted = if t == type_url::ROUTE {
+                &routes
+            } else {
+                &names
+            };
+            for p in [proxy("shop"), proxy("web")] {
+                let cached = ctx.resources(&p, t, wanted);
+                let fresh = generate(&snap, &p, t, wanted);
+                assert_eq!(cached.len(), fresh.len(), "{t}");
+                for (c, f) in cached.iter().zip(&fresh) {
+                    assert_eq!(c.resource, f.resource, "{t} for {}", p.namespace());
+                }
+            }
+        }
+        // Same proxy shape, same allocation.
+        let a = ctx.resources(&proxy("shop"), type_url::CLUSTER, &names);
+        let b = ctx.resources(&proxy("web"), type_url::CLUSTER, &names);
+        assert!(Arc::ptr_eq(&a[0], &b[0]));
+        // Routes differ by namespace: the VirtualService is exported to `shop` only.
+        let shop = ctx.resources(&proxy("shop"), type_url::ROUTE, &routes);
+        let web = ctx.resources(&proxy("web"), type_url::ROUTE, &routes);
+        assert_ne!(shop[0].resource, web[0].resource);
+    }
+}
