@@ -2,11 +2,15 @@
 //! pilot-discovery, pilot-agent and Envoy processes on loopback.
 
 pub mod ads_client;
+pub mod benchmarks;
 pub mod binaries;
 pub mod discovery;
 pub mod fixture;
+pub mod load;
 pub mod mesh;
 pub mod ports;
 pub mod process;
+pub mod procstat;
+pub mod synth;
 pub mod upstream;
 pub mod wait;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use integration_tests::benchmarks::{machine, ms, splice, spread, today};
 use integration_tests::mesh::{Mesh, MeshOptions, PortPlan, REVIEWS_HOST};
 use integration_tests::process::children_of;
 use integration_tests::wait;
@@ -80,41 +81,9 @@ async fn one_run() -> anyhow::Result<Sample> {
     })
 }
 
-fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
-    v.sort();
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
-fn today() -> String {
-    std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn section(args: &Args, samples: &[Sample]) -> String {
     let row = |name: &str, how: &str, v: Vec<Duration>| {
-        let (min, med, max) = median(v);
+        let (min, med, max) = spread(v);
         format!(
             "| {name} | {} | {} | {} | {how} |\n",
             ms(med),
@@ -150,24 +119,6 @@ fn section(args: &Args, samples: &[Sample]) -> String {
     s
 }
 
-/// Replaces the agent section of `text`, or appends it.
-fn splice(text: &str, section: &str) -> String {
-    match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if e > b => {
-            let after = &text[e + END.len()..];
-            format!("{}{}{}", &text[..b], section.trim_end(), after)
-        }
-        _ => {
-            let head = if text.is_empty() {
-                "# Benchmarks\n\nFigures from `make bench`; each section says how it was measured.\n\n".to_string()
-            } else {
-                format!("{}\n\n", text.trim_end())
-            };
-            format!("{head}{section}")
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -190,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let text = section(&args, &samples);
     let old = std::fs::read_to_string(&args.out).unwrap_or_default();
-    std::fs::write(&args.out, splice(&old, &text))
+    std::fs::write(&args.out, splice(&old, BEGIN, END, &text))
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
     Ok(())

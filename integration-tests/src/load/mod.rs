@@ -1,0 +1,10 @@
+//! The xDS load client behind `xds-load`, `make bench` and the smoke test:
+//! many simulated sidecars on real ADS streams.
+
+pub mod fleet;
+pub mod lite;
+pub mod proxy;
+pub mod record;
+
+pub use fleet::{Expect, Fleet};
+pub use proxy::Flavour;

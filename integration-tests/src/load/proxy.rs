@@ -1,0 +1,358 @@
+//! One simulated sidecar: an ADS stream that subscribes the way Envoy does
+//! (clusters and listeners as wildcards, then the endpoints and routes they
+//! name), ACKs every response at once and records what it holds.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::uri::PathAndQuery;
+use xds_proto::pb::envoy::config::core::v3::Node;
+use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+
+use super::lite::{digest, facts, DeltaResponse, SotwResponse};
+use super::record::{dependent, slot, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES};
+
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Sotw,
+    Delta,
+}
+
+impl std::str::FromStr for Flavour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sotw" => Ok(Flavour::Sotw),
+            "delta" => Ok(Flavour::Delta),
+            other => Err(format!("unknown xDS flavour {other:?} (sotw or delta)")),
+        }
+    }
+}
+
+/// State every proxy of a fleet shares with the driver.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub connected: AtomicUsize,
+    pub complete: AtomicUsize,
+    pub failed: AtomicUsize,
+    /// Record each arriving resource with its time.
+    pub recording: AtomicBool,
+}
+
+/// One proxy: who it is and what it holds.
+#[derive(Debug)]
+pub struct SimProxy {
+    pub node_id: String,
+    pub namespace: String,
+    record: Mutex<Record>,
+}
+
+impl SimProxy {
+    pub fn new(node_id: String, namespace: String) -> Self {
+        SimProxy {
+            node_id,
+            namespace,
+            record: Mutex::new(Record::default()),
+        }
+    }
+
+    pub fn record(&self) -> MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A sidecar node in local mode, in `namespace`.
+pub fn node(id: &str, namespace: &str) -> Node {
+    use xds_proto::protobuf::{value::Kind, Struct, Value};
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_string())),
+    };
+    let fields = [
+        ("INTERCEPTION_MODE".to_string(), string("NONE")),
+        ("NAMESPACE".to_string(), string(namespace)),
+    ]
+    .into_iter()
+    .collect();
+    Node {
+        id: id.to_string(),
+        metadata: Some(Struct { fields }),
+        ..Default::default()
+    }
+}
+
+/// Runs the proxy until `stop` turns true or the stream ends. Failures are
+/// recorded on the proxy and counted in `shared`, never panics.
+pub async fn run(
+    proxy: Arc<SimProxy>,
+    addr: SocketAddr,
+    flavour: Flavour,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    proxy.record().started = Some(Instant::now());
+    let result = tokio::select! {
+        r = stream(&proxy, addr, flavour, &shared) => r,
+        _ = stop.wait_for(|s| *s) => Ok(()),
+    };
+    if let Err(e) = result {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+        proxy.record().error = Some(format!("{e:#}"));
+    }
+}
+
+async fn stream(
+    proxy: &SimProxy,
+    addr: SocketAddr,
+    flavour: Flavour,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX);
+    grpc.ready().await.context("channel not ready")?;
+    match flavour {
+        Flavour::Sotw => sotw(proxy, &mut grpc, shared).await,
+        Flavour::Delta => delta(proxy, &mut grpc, shared).await,
+    }
+}
+
+type Grpc = tonic::client::Grpc<tonic::transport::Channel>;
+
+async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(16);
+    let node = node(&proxy.node_id, &proxy.namespace);
+    for (i, t) in [CDS, LDS].into_iter().enumerate() {
+        tx.send(DiscoveryRequest {
+            node: (i == 0).then(|| node.clone()),
+            type_url: TYPES[t].to_string(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    let codec = tonic_prost::ProstCodec::<DiscoveryRequest, SotwResponse>::default();
+    let mut inbound = grpc
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(rx)),
+            PathAndQuery::from_static(SOTW_PATH),
+            codec,
+        )
+        .await
+        .context("stream refused")?
+        .into_inner();
+    mark_connected(proxy, shared);
+    // The last nonce and version per type, for ACKs and subscription updates.
+    let mut acked: [(String, String); 4] = Default::default();
+    while let Some(resp) = inbound.message().await.context("stream failed")? {
+        let t = type_index(&resp.type_url)
+            .with_context(|| format!("response of unknown type {}", resp.type_url))?;
+        let (subscribed, follow_up) = apply_sotw(proxy, shared, t, &resp)?;
+        acked[t] = (resp.version_info.clone(), resp.nonce.clone());
+        tx.send(DiscoveryRequest {
+            version_info: resp.version_info,
+            resource_names: subscribed,
+            type_url: resp.type_url,
+            response_nonce: resp.nonce,
+            ..Default::default()
+        })
+        .await?;
+        if let Some((d, names)) = follow_up {
+            tx.send(DiscoveryRequest {
+                version_info: acked[d].0.clone(),
+                resource_names: names.into_iter().collect(),
+                type_url: TYPES[d].to_string(),
+                response_nonce: acked[d].1.clone(),
+                ..Default::default()
+            })
+            .await?;
+        }
+        check_complete(proxy, shared);
+    }
+    anyhow::bail!("the server ended the stream")
+}
+
+async fn delta(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(16);
+    let node = node(&proxy.node_id, &proxy.namespace);
+    for (i, t) in [CDS, LDS].into_iter().enumerate() {
+        tx.send(DeltaDiscoveryRequest {
+            node: (i == 0).then(|| node.clone()),
+            type_url: TYPES[t].to_string(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    let codec = tonic_prost::ProstCodec::<DeltaDiscoveryRequest, DeltaResponse>::default();
+    let mut inbound = grpc
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(rx)),
+            PathAndQuery::from_static(DELTA_PATH),
+            codec,
+        )
+        .await
+        .context("stream refused")?
+        .into_inner();
+    mark_connected(proxy, shared);
+    while let Some(resp) = inbound.message().await.context("stream failed")? {
+        let t = type_index(&resp.type_url)
+            .with_context(|| format!("response of unknown type {}", resp.type_url))?;
+        let follow_up = apply_delta(proxy, shared, t, &resp)?;
+        tx.send(DeltaDiscoveryRequest {
+            type_url: resp.type_url,
+            response_nonce: resp.nonce,
+            ..Default::default()
+        })
+        .await?;
+        if let Some(req) = follow_up {
+            tx.send(req).await?;
+        }
+        check_complete(proxy, shared);
+    }
+    anyhow::bail!("the server ended the stream")
+}
+
+/// Takes in a state-of-the-world response of type `t`. Returns the names to
+/// ACK it with, and the dependent type's new subscription if it changed.
+#[allow(clippy::type_complexity)]
+fn apply_sotw(
+    proxy: &SimProxy,
+    shared: &Shared,
+    t: usize,
+    resp: &SotwResponse,
+) -> anyhow::Result<(Vec<String>, Option<(usize, BTreeSet<String>)>)> {
+    let mut rec = proxy.record();
+    let recording = shared.recording.load(Ordering::Relaxed);
+    if t == CDS || t == LDS {
+        // Clusters and listeners arrive whole: what is missing is gone.
+        rec.resources[t].clear();
+        rec.needs[slot(t)].clear();
+    }
+    let now = Instant::now();
+    for any in &resp.resources {
+        hold(&mut rec, t, &any.value, recording, now)?;
+    }
+    note_response(&mut rec, t, resp.encoded_len() as u64);
+    let subscribed = match t {
+        EDS | RDS => rec.subscribed[slot(t)].iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let follow_up = dependent(t).and_then(|d| {
+        let wanted = rec.wanted(t);
+        (wanted != rec.subscribed[slot(d)]).then(|| {
+            rec.subscribed[slot(d)] = wanted.clone();
+            (d, wanted)
+        })
+    });
+    Ok((subscribed, follow_up))
+}
+
+/// Takes in a delta response of type `t`. Returns the request that changes
+/// the dependent type's subscription, if it changed.
+fn apply_delta(
+    proxy: &SimProxy,
+    shared: &Shared,
+    t: usize,
+    resp: &DeltaResponse,
+) -> anyhow::Result<Option<DeltaDiscoveryRequest>> {
+    let mut rec = proxy.record();
+    let recording = shared.recording.load(Ordering::Relaxed);
+    let now = Instant::now();
+    for r in &resp.resources {
+        match &r.resource {
+            Some(any) => hold(&mut rec, t, &any.value, recording, now)?,
+            None => anyhow::bail!("resource {} of {} has no body", r.name, resp.type_url),
+        }
+    }
+    for name in &resp.removed_resources {
+        let key = digest(name.as_bytes());
+        rec.resources[t].remove(&key);
+        if dependent(t).is_some() {
+            rec.needs[slot(t)].remove(&key);
+        }
+        if recording {
+            rec.arrivals.push(arrival(t, key, now));
+        }
+    }
+    note_response(&mut rec, t, resp.encoded_len() as u64);
+    Ok(dependent(t).and_then(|d| {
+        let wanted = rec.wanted(t);
+        let had = &rec.subscribed[slot(d)];
+        let subscribe: Vec<String> = wanted.difference(had).cloned().collect();
+        let unsubscribe: Vec<String> = had.difference(&wanted).cloned().collect();
+        rec.subscribed[slot(d)] = wanted;
+        (!subscribe.is_empty() || !unsubscribe.is_empty()).then(|| DeltaDiscoveryRequest {
+            type_url: TYPES[d].to_string(),
+            resource_names_subscribe: subscribe,
+            resource_names_unsubscribe: unsubscribe,
+            ..Default::default()
+        })
+    }))
+}
+
+fn arrival(t: usize, name: u64, at: Instant) -> Arrival {
+    Arrival {
+        at,
+        // TYPES has four entries.
+        type_index: t as u8,
+        name,
+    }
+}
+
+/// Stores one resource of type `t`.
+fn hold(
+    rec: &mut Record,
+    t: usize,
+    bytes: &[u8],
+    recording: bool,
+    now: Instant,
+) -> anyhow::Result<()> {
+    let f = facts(TYPES[t], bytes).with_context(|| format!("undecodable {}", TYPES[t]))?;
+    let key = digest(f.name.as_bytes());
+    rec.resources[t].insert(key, digest(bytes));
+    if dependent(t).is_some() {
+        if f.needs.is_empty() {
+            rec.needs[slot(t)].remove(&key);
+        } else {
+            rec.needs[slot(t)].insert(key, f.needs);
+        }
+    }
+    if recording {
+        rec.arrivals.push(arrival(t, key, now));
+    }
+    Ok(())
+}
+
+fn note_response(rec: &mut Record, t: usize, size: u64) {
+    rec.bytes += size;
+    rec.responses += 1;
+    rec.seen[t] = true;
+}
+
+fn mark_connected(proxy: &SimProxy, shared: &Shared) {
+    proxy.record().connected = Some(Instant::now());
+    shared.connected.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Marks the proxy complete the first time it holds everything it needs;
+/// called right after the ACK went out.
+fn check_complete(proxy: &SimProxy, shared: &Shared) {
+    let mut rec = proxy.record();
+    if rec.complete.is_none() && rec.is_complete() {
+        rec.complete = Some(Instant::now());
+        shared.complete.fetch_add(1, Ordering::Relaxed);
+    }
+}
