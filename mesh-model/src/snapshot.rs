@@ -1,5 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -22,6 +22,11 @@ pub struct MeshSnapshot {
     pub virtual_services: Vec<Arc<Config<VirtualService>>>,
     /// Keyed by the resolved host of each rule.
     pub destination_rules: BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
+    /// Derived from `virtual_services` on first use (leave it default): for
+    /// each resolved host, the VirtualServices naming it. A snapshot is not
+    /// changed once it is in use, so the index never goes stale.
+    #[serde(skip)]
+    pub vs_by_host: OnceLock<BTreeMap<Hostname, Vec<usize>>>,
 }
 
 /// What differs between two snapshots, as far as a push needs to know.
@@ -85,17 +90,33 @@ impl MeshSnapshot {
         host: &'a Hostname,
         proxy_namespace: &'a str,
     ) -> impl Iterator<Item = &'a Arc<Config<VirtualService>>> + 'a {
-        self.virtual_services.iter().filter(move |vs| {
-            let applies_to_mesh =
-                vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-            applies_to_mesh
-                && exported_to(&vs.spec.export_to, &vs.meta.namespace, proxy_namespace)
-                && vs
+        let index = self.vs_by_host.get_or_init(|| {
+            let mut index: BTreeMap<Hostname, Vec<usize>> = BTreeMap::new();
+            for (i, vs) in self.virtual_services.iter().enumerate() {
+                let hosts: BTreeSet<Hostname> = vs
                     .spec
                     .hosts
                     .iter()
-                    .any(|h| &Hostname::resolve(h, &vs.meta.namespace, &self.domain) == host)
-        })
+                    .map(|h| Hostname::resolve(h, &vs.meta.namespace, &self.domain))
+                    .collect();
+                for h in hosts {
+                    index.entry(h).or_default().push(i);
+                }
+            }
+            index
+        });
+        index
+            .get(host)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| &self.virtual_services[*i])
+            .filter(move |vs| {
+                let applies_to_mesh =
+                    vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+                applies_to_mesh
+                    && exported_to(&vs.spec.export_to, &vs.meta.namespace, proxy_namespace)
+            })
     }
 }
 

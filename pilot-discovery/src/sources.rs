@@ -146,7 +146,7 @@ mod tests {
         };
         (
             c.key(ConfigKind::VirtualService),
-            Resource::VirtualService(c),
+            Resource::VirtualService(std::sync::Arc::new(c)),
         )
     }
 

@@ -5,7 +5,7 @@
 //! good version of the resource it names.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,8 @@ impl ConfigFolder {
         paths.sort();
 
         let mut errors = Vec::new();
-        self.files.retain(|p, _| paths.contains(p));
+        let present: BTreeSet<&PathBuf> = paths.iter().collect();
+        self.files.retain(|p, _| present.contains(p));
         for path in paths {
             let state = self.files.entry(path.clone()).or_default();
             if let Some(errs) = refresh_file(&path, state) {
@@ -119,13 +120,14 @@ impl ConfigFolder {
 
     /// Merges the files in path order; the first definition of a resource wins.
     fn merge(&self) -> (BTreeMap<ConfigKey, Resource>, Vec<ConfigError>) {
-        let mut merged = BTreeMap::new();
-        let mut origin: BTreeMap<ConfigKey, &Path> = BTreeMap::new();
+        // Each resource with the file it came from, in one map: thousands of
+        // resources are merged on every reload.
+        let mut merged: BTreeMap<ConfigKey, (&Resource, &Path)> = BTreeMap::new();
         let mut duplicates = Vec::new();
         for (path, state) in &self.files {
             for r in &state.resources {
                 let key = r.key();
-                if let Some(first) = origin.get(&key) {
+                if let Some((_, first)) = merged.get(&key) {
                     duplicates.push(ConfigError {
                         file: path.clone(),
                         document: None,
@@ -138,10 +140,13 @@ impl ConfigFolder {
                     });
                     continue;
                 }
-                origin.insert(key.clone(), path);
-                merged.insert(key, r.clone());
+                merged.insert(key, (r, path));
             }
         }
+        let merged = merged
+            .into_iter()
+            .map(|(k, (r, _))| (k, r.clone()))
+            .collect();
         (merged, duplicates)
     }
 }

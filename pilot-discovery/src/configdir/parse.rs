@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mesh_model::istio::{DestinationRule, ServiceEntry, VirtualService, WorkloadEntry};
 use mesh_model::validation::{
@@ -221,33 +222,33 @@ fn parse_document(doc: Value) -> Result<Resource, ConfigError> {
         ConfigKind::VirtualService => {
             let spec: VirtualService = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_virtual_service(&spec))?;
-            Resource::VirtualService(Config { meta, spec })
+            Resource::VirtualService(Arc::new(Config { meta, spec }))
         }
         ConfigKind::DestinationRule => {
             let spec: DestinationRule = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_destination_rule(&spec))?;
-            Resource::DestinationRule(Config { meta, spec })
+            Resource::DestinationRule(Arc::new(Config { meta, spec }))
         }
         ConfigKind::ServiceEntry => {
             let spec: ServiceEntry = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_service_entry(&spec))?;
-            Resource::ServiceEntry(Config { meta, spec })
+            Resource::ServiceEntry(Arc::new(Config { meta, spec }))
         }
         ConfigKind::WorkloadEntry => {
             let spec: WorkloadEntry = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_workload_entry(&spec))?;
-            Resource::WorkloadEntry(Config { meta, spec })
+            Resource::WorkloadEntry(Arc::new(Config { meta, spec }))
         }
         ConfigKind::Service => {
             let mut svc: k8s_openapi::api::core::v1::Service = deserialize_at(doc, "", k)?;
             svc.metadata.namespace = Some(meta.namespace);
-            Resource::KubeService(Box::new(svc))
+            Resource::KubeService(Arc::new(svc))
         }
         ConfigKind::EndpointSlice => {
             let mut slice: k8s_openapi::api::discovery::v1::EndpointSlice =
                 deserialize_at(doc, "", k)?;
             slice.metadata.namespace = Some(meta.namespace);
-            Resource::EndpointSlice(Box::new(slice))
+            Resource::EndpointSlice(Arc::new(slice))
         }
     };
     Ok(resource)

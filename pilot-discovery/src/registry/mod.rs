@@ -6,7 +6,8 @@ mod serviceentry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mesh_model::{ConfigKey, Hostname, MeshSnapshot};
+use mesh_model::istio::{ServiceEntry, WorkloadEntry};
+use mesh_model::{Config, ConfigKey, Hostname, MeshSnapshot};
 
 use crate::configdir::Resource;
 
@@ -21,11 +22,11 @@ pub fn build_snapshot(
         domain: domain.to_string(),
         ..Default::default()
     };
-    let mut workload_entries = Vec::new();
+    let mut workload_entries = WorkloadIndex::default();
     let mut slices = Vec::new();
     for r in resources.values() {
         match r {
-            Resource::WorkloadEntry(we) => workload_entries.push(we),
+            Resource::WorkloadEntry(we) => workload_entries.add(we),
             Resource::EndpointSlice(s) => slices.push(s.as_ref()),
             _ => {}
         }
@@ -33,7 +34,8 @@ pub fn build_snapshot(
     for r in resources.values() {
         match r {
             Resource::ServiceEntry(se) => {
-                for (svc, eps) in serviceentry::convert(se, &workload_entries, domain) {
+                let candidates = workload_entries.candidates(se);
+                for (svc, eps) in serviceentry::convert(se, candidates, domain) {
                     insert_service(&mut snap, svc, eps);
                 }
             }
@@ -42,7 +44,7 @@ pub fn build_snapshot(
                     insert_service(&mut snap, svc, eps);
                 }
             }
-            Resource::VirtualService(vs) => snap.virtual_services.push(Arc::new(vs.clone())),
+            Resource::VirtualService(vs) => snap.virtual_services.push(vs.clone()),
             Resource::DestinationRule(dr) => {
                 let host = Hostname::resolve(&dr.spec.host, &dr.meta.namespace, domain);
                 if let Some(existing) = snap.destination_rules.get(&host) {
@@ -54,7 +56,7 @@ pub fn build_snapshot(
                     );
                     continue;
                 }
-                snap.destination_rules.insert(host, Arc::new(dr.clone()));
+                snap.destination_rules.insert(host, dr.clone());
             }
             Resource::WorkloadEntry(_) | Resource::EndpointSlice(_) => {}
         }
@@ -92,6 +94,44 @@ fn insert_service(
         .or_default()
         .extend(endpoints);
     snap.services.insert(svc.hostname.clone(), Arc::new(svc));
+}
+
+/// WorkloadEntries by namespace, and by namespace and label, so each
+/// ServiceEntry looks only at entries that can match its selector instead of
+/// at every entry in the mesh.
+#[derive(Default)]
+struct WorkloadIndex<'a> {
+    by_namespace: BTreeMap<&'a str, Vec<&'a Config<WorkloadEntry>>>,
+    by_label: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Config<WorkloadEntry>>>,
+}
+
+impl<'a> WorkloadIndex<'a> {
+    fn add(&mut self, we: &'a Config<WorkloadEntry>) {
+        let ns = we.meta.namespace.as_str();
+        self.by_namespace.entry(ns).or_default().push(we);
+        for (k, v) in &we.spec.labels {
+            self.by_label
+                .entry((ns, k.as_str(), v.as_str()))
+                .or_default()
+                .push(we);
+        }
+    }
+
+    /// A superset of the entries `se` selects; `convert` applies the whole
+    /// selector.
+    fn candidates<'s>(&'s self, se: &'s Config<ServiceEntry>) -> &'s [&'a Config<WorkloadEntry>] {
+        let ns = se.meta.namespace.as_str();
+        let first_label = se
+            .spec
+            .workload_selector
+            .as_ref()
+            .and_then(|s| s.labels.iter().next());
+        let found = match first_label {
+            Some((k, v)) => self.by_label.get(&(ns, k.as_str(), v.as_str())),
+            None => self.by_namespace.get(ns),
+        };
+        found.map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub fn on_request(
 /// skipped.
 pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse> {
     state
-        .push_plan(&push.scope)
+        .push_plan(&push.scope, &push.snapshot)
         .into_iter()
         .filter_map(|(t, only)| {
             let target = only.map_or(Target::All, Target::Only);

@@ -6,6 +6,8 @@ use mesh_model::MeshSnapshot;
 use xds_proto::protobuf::Any;
 use xds_proto::type_url;
 
+use mesh_model::Hostname;
+
 use super::names::ClusterName;
 use super::proxy::Proxy;
 use super::{cds, eds, lds, rds};
@@ -23,7 +25,7 @@ pub struct Named {
 
 impl Named {
     pub fn new(name: String, resource: Any) -> Self {
-        let digest = fnv1a(&resource.value);
+        let digest = digest(&resource.value);
         Named {
             name,
             resource,
@@ -38,14 +40,21 @@ impl Named {
     }
 }
 
-/// FNV-1a: stable across processes and builds, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// A 64-bit digest, eight bytes at a time: stable across processes and
+/// builds (unlike std's hasher), and cheap on megabytes of config.
+pub fn digest(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);
     }
-    h
+    for b in words.remainder() {
+        h = (h.rotate_left(23) ^ u64::from(*b)).wrapping_mul(K);
+    }
+    h ^ (h >> 31)
 }
 
 /// Types served as wildcards: the proxy always receives all of them.
@@ -60,15 +69,27 @@ pub fn is_known_type(t: &str) -> bool {
     )
 }
 
-/// Whether a push of `scope` touches resource `name` of type `t`.
-pub fn in_scope(scope: &PushScope, t: &str, name: &str) -> bool {
-    match scope {
-        PushScope::Full => true,
-        PushScope::Endpoints(hosts) => {
-            t == type_url::ENDPOINT
-                && ClusterName::parse(name).is_some_and(|c| hosts.contains(&c.host))
+/// The EDS cluster names of `hosts` in `snap`: every port, with and without
+/// each subset. An endpoint-only push touches exactly these, so each stream
+/// looks up a handful of names instead of scanning its whole subscription.
+pub fn endpoint_clusters(snap: &MeshSnapshot, hosts: &BTreeSet<Hostname>) -> Vec<String> {
+    let mut out = Vec::new();
+    for host in hosts {
+        let Some(svc) = snap.service(host) else {
+            continue;
+        };
+        let subsets = snap
+            .destination_rule(host)
+            .map(|r| r.spec.subsets.as_slice())
+            .unwrap_or_default();
+        for port in &svc.ports {
+            out.push(ClusterName::outbound(port.port, "", host).to_string());
+            for s in subsets {
+                out.push(ClusterName::outbound(port.port, &s.name, host).to_string());
+            }
         }
     }
+    out
 }
 
 /// Whether a push of `scope` touches type `t` at all.
@@ -113,7 +134,6 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_model::Hostname;
 
     #[test]
     fn versions_follow_content() {
@@ -130,22 +150,41 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_scope_selects_clusters_of_changed_services() {
-        let scope = PushScope::Endpoints(BTreeSet::from([Hostname::new(
-            "a.default.svc.cluster.local",
-        )]));
-        assert!(in_scope(
-            &scope,
-            type_url::ENDPOINT,
-            "outbound|80|v1|a.default.svc.cluster.local"
-        ));
-        assert!(!in_scope(
-            &scope,
-            type_url::ENDPOINT,
-            "outbound|80||b.default.svc.cluster.local"
-        ));
-        assert!(!in_scope(&scope, type_url::CLUSTER, "anything"));
+    fn endpoint_scope_names_every_port_and_subset_of_changed_services() {
+        let snap = crate::registry::tests::snapshot_of(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: default}
+spec:
+  hosts: [a.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 81, name: http2, protocol: HTTP2}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a, namespace: default}
+spec:
+  host: a
+  subsets: [{name: v1, labels: {version: v1}}]
+"#,
+        );
+        let hosts = BTreeSet::from([
+            Hostname::new("a.default.svc.cluster.local"),
+            Hostname::new("gone.default.svc.cluster.local"),
+        ]);
+        assert_eq!(
+            endpoint_clusters(&snap, &hosts),
+            [
+                "outbound|80||a.default.svc.cluster.local",
+                "outbound|80|v1|a.default.svc.cluster.local",
+                "outbound|81||a.default.svc.cluster.local",
+                "outbound|81|v1|a.default.svc.cluster.local",
+            ]
+        );
+        let scope = PushScope::Endpoints(hosts);
         assert!(!type_in_scope(&scope, type_url::LISTENER));
-        assert!(in_scope(&PushScope::Full, type_url::LISTENER, "x"));
+        assert!(type_in_scope(&scope, type_url::ENDPOINT));
+        assert!(type_in_scope(&PushScope::Full, type_url::LISTENER));
     }
 }

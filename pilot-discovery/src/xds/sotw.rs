@@ -114,7 +114,7 @@ pub fn on_request(
 pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
     let mut clusters_sent = false;
     let mut out = Vec::new();
-    for (t, only) in state.push_plan(&push.scope) {
+    for (t, only) in state.push_plan(&push.scope, &push.snapshot) {
         let must_send = clusters_sent && t == xds_proto::type_url::ENDPOINT;
         if let Some(r) = respond_with(state, &push.snapshot, t, only.as_ref(), !must_send) {
             clusters_sent |= t == xds_proto::type_url::CLUSTER;
@@ -348,7 +348,7 @@ spec:
             scope: Arc::new(PushScope::Endpoints(BTreeSet::from([
                 mesh_model::Hostname::new("a.default.svc.cluster.local"),
             ]))),
-            ..full(2)
+            ..full_with_a(2)
         };
         let out = on_push(&mut c, &push);
         assert_eq!(out.len(), 1, "only EDS is pushed");

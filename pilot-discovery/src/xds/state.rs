@@ -9,7 +9,8 @@ use serde::Serialize;
 use tonic::Status;
 use xds_proto::pb::envoy::config::core::v3::Node;
 
-use super::generate::{in_scope, type_in_scope};
+use super::context::PushContext;
+use super::generate::{endpoint_clusters, type_in_scope};
 use super::proxy::Proxy;
 use crate::push::PushScope;
 
@@ -90,18 +91,21 @@ impl ConnState {
 
     /// The types a push of `scope` touches on this stream, in push order,
     /// each with what to send. Types with nothing in scope are left out.
-    pub fn push_plan(&self, scope: &PushScope) -> Vec<(&'static str, PushTarget)> {
+    pub fn push_plan(
+        &self,
+        scope: &PushScope,
+        snap: &PushContext,
+    ) -> Vec<(&'static str, PushTarget)> {
         xds_proto::type_url::PUSH_ORDER
             .into_iter()
             .filter(|t| self.watches.contains_key(*t) && type_in_scope(scope, t))
             .filter_map(|t| match scope {
                 PushScope::Full => Some((t, None)),
-                PushScope::Endpoints(_) => {
-                    let names: BTreeSet<String> = self.watches[t]
-                        .names
-                        .iter()
-                        .filter(|n| in_scope(scope, t, n))
-                        .cloned()
+                PushScope::Endpoints(hosts) => {
+                    let subscribed = &self.watches[t].names;
+                    let names: BTreeSet<String> = endpoint_clusters(snap, hosts)
+                        .into_iter()
+                        .filter(|n| subscribed.contains(n))
                         .collect();
                     (!names.is_empty()).then_some((t, Some(names)))
                 }
