@@ -45,7 +45,9 @@ test: tools build
 ## bench: benchmarks on a release build with real processes; rewrites their sections of BENCHMARKS.md
 bench: tools
 	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p pilot-discovery --bench generate
 	$(CARGO) run --release --quiet -p integration-tests --bin agent_bench -- --runs 5 --out BENCHMARKS.md
+	$(CARGO) run --release --quiet -p integration-tests --bin xds_bench -- --runs 3 --out BENCHMARKS.md --criterion target/criterion
 
 ## lint: formatting and clippy, warnings are errors
 lint:

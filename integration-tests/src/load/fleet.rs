@@ -132,6 +132,13 @@ impl Fleet {
         self.shared.recording.store(on, Ordering::Relaxed);
     }
 
+    /// Forgets the arrivals recorded so far.
+    pub fn clear_arrivals(&self) {
+        for p in &self.proxies {
+            p.record().arrivals.clear();
+        }
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.proxies.iter().map(|p| p.record().bytes).sum()
     }

@@ -155,22 +155,9 @@ pub fn facts(type_url: &str, bytes: &[u8]) -> Result<Facts, prost::DecodeError> 
     })
 }
 
-/// A fast, non-cryptographic hash of encoded bytes, eight at a time, so
-/// checking config equality costs the client little.
-pub fn digest(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    for b in chunks.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
-    }
-    h ^ (h >> 29)
-}
+/// The server's own content digest: fast, non-cryptographic, eight bytes at
+/// a time, so checking config equality costs the client little.
+pub use pilot_discovery::xds::generate::digest;
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,9 @@ const SOTW_PATH: &str =
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
+/// Tries to open a stream before the proxy is reported failed.
+const CONNECT_ATTEMPTS: u32 = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
     Sotw,
@@ -102,9 +105,27 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     proxy.record().started = Some(Instant::now());
-    let result = tokio::select! {
-        r = stream(&proxy, addr, flavour, &shared) => r,
-        _ = stop.wait_for(|s| *s) => Ok(()),
+    let mut backoff = Duration::from_millis(50);
+    let mut attempts = 0;
+    let result = loop {
+        attempts += 1;
+        let r = tokio::select! {
+            r = stream(&proxy, addr, flavour, &shared) => r,
+            _ = stop.wait_for(|s| *s) => Ok(()),
+        };
+        // A stream that never opened is retried with backoff, as Envoy
+        // does when a burst of connections overflows the server's accept
+        // queue; a stream that fails once open is a failure to report.
+        let never_opened = proxy.record().connected.is_none();
+        match r {
+            Err(e) if never_opened && attempts < CONNECT_ATTEMPTS => {
+                tracing::debug!(node = %proxy.node_id, error = %e, "retrying connect");
+                proxy.record().retries += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => break other,
+        }
     };
     if let Err(e) = result {
         shared.failed.fetch_add(1, Ordering::Relaxed);

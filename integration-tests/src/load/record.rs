@@ -48,6 +48,8 @@ pub struct Record {
     /// Protobuf bytes received.
     pub bytes: u64,
     pub responses: u64,
+    /// Connection attempts that failed before the stream opened.
+    pub retries: u32,
     /// Per type: name digest → content digest.
     pub resources: [HashMap<u64, u64>; 4],
     /// For clusters and listeners: name digest → what the resource needs.
