@@ -76,10 +76,7 @@ mod tests {
     use super::*;
 
     fn context(version: u64) -> Arc<PushContext> {
-        Arc::new(PushContext::new(Arc::new(mesh_model::MeshSnapshot {
-            version,
-            ..Default::default()
-        })))
+        Arc::new(crate::xds::context::tests::empty(version))
     }
 
     fn hosts(names: &[&str]) -> BTreeSet<Hostname> {

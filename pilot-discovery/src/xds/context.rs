@@ -42,6 +42,35 @@ impl<K: Eq + Hash, V: Clone> Cells<K, V> {
     }
 }
 
+impl<V: Clone> Cells<String, V> {
+    /// The values for `names`, taking the map lock once for all of them and
+    /// copying a name only when its cell is new: a proxy asks for thousands
+    /// of endpoints at a time.
+    fn get_all<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n String>,
+        make: impl Fn(&String) -> V,
+    ) -> Vec<V> {
+        let cells: Vec<(&String, Arc<OnceLock<V>>)> = {
+            let mut map = lock(&self.cells);
+            names
+                .into_iter()
+                .map(|n| {
+                    let cell = match map.get(n.as_str()) {
+                        Some(c) => c.clone(),
+                        None => map.entry(n.clone()).or_default().clone(),
+                    };
+                    (n, cell)
+                })
+                .collect()
+        };
+        cells
+            .into_iter()
+            .map(|(n, cell)| cell.get_or_init(|| make(n)).clone())
+            .collect()
+    }
+}
+
 pub struct PushContext {
     snapshot: Arc<MeshSnapshot>,
     /// Clusters: one list for every proxy.
@@ -94,10 +123,7 @@ impl PushContext {
                     Arc::new(shared(generate(&self.snapshot, proxy, t, names)))
                 })
                 .to_vec(),
-            type_url::ENDPOINT => names
-                .iter()
-                .map(|n| self.endpoints.get(n.clone(), || one(n)))
-                .collect(),
+            type_url::ENDPOINT => self.endpoints.get_all(names, one),
             type_url::ROUTE => names
                 .iter()
                 .map(|n| {
@@ -130,10 +156,19 @@ impl std::fmt::Debug for PushContext {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::registry::tests::snapshot_of;
     use crate::xds::proxy::tests::local_node;
+
+    /// A context over an empty mesh at `version`.
+    pub(crate) fn empty(version: u64) -> PushContext {
+        PushContext::new(Arc::new(MeshSnapshot {
+            version,
+            domain: "cluster.local".into(),
+            ..Default::default()
+        }))
+    }
 
     const MESH: &str = r#"
 apiVersion: networking.istio.io/v1

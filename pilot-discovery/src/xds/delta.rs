@@ -231,13 +231,7 @@ mod tests {
 
     const NODE: &str = "sidecar~127.0.0.1~app.default~default.svc.cluster.local";
 
-    fn snap(version: u64) -> PushContext {
-        PushContext::new(Arc::new(mesh_model::MeshSnapshot {
-            version,
-            domain: "cluster.local".into(),
-            ..Default::default()
-        }))
-    }
+    use crate::xds::context::tests::empty as snap;
 
     fn req(t: &str, sub: &[&str], unsub: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
         DeltaDiscoveryRequest {
