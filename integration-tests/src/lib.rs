@@ -14,3 +14,12 @@ pub mod procstat;
 pub mod synth;
 pub mod upstream;
 pub mod wait;
+
+/// Logs of the harness's own command-line tools: to stderr, so their
+/// stdout carries only the report.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

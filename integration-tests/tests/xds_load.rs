@@ -92,7 +92,7 @@ async fn every_proxy_gets_a_complete_consistent_config_and_only_its_changes() {
     for fleet in [&sotw, &delta] {
         fleet
             .wait_until("every proxy has the changes", DEADLINE, |f| {
-                f.each(|p, r| {
+                f.all(|p, r| {
                     let eds_moved = eds_before.iter().all(|(_, b)| *b != r.fingerprint(EDS));
                     let rds_moved = rds_before
                         .iter()
@@ -100,8 +100,6 @@ async fn every_proxy_gets_a_complete_consistent_config_and_only_its_changes() {
                         .all(|(_, b)| *b != r.fingerprint(RDS));
                     eds_moved && (p.namespace != routed_ns || rds_moved)
                 })
-                .into_iter()
-                .all(|ok| ok)
             })
             .await
             .expect("changes arrive");
@@ -122,9 +120,7 @@ async fn every_proxy_gets_a_complete_consistent_config_and_only_its_changes() {
     for fleet in [&sotw, &delta] {
         fleet
             .wait_until("the barrier change arrives", DEADLINE, |f| {
-                f.each(|_, r| barrier.iter().all(|(_, b)| *b != r.fingerprint(EDS)))
-                    .into_iter()
-                    .all(|ok| ok)
+                f.all(|_, r| barrier.iter().all(|(_, b)| *b != r.fingerprint(EDS)))
             })
             .await
             .expect("barrier arrives");

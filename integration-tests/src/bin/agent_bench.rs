@@ -122,10 +122,7 @@ fn section(args: &Args, samples: &[Sample]) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    integration_tests::init_logging();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let mut samples = Vec::new();
     for i in 0..args.runs {

@@ -3,7 +3,7 @@
 //! the performance issue. The figures, their floors and the targets go into
 //! a section of BENCHMARKS.md.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use clap::Parser;
 use integration_tests::benchmarks::{machine, median_f64, percentile, splice, today};
 use integration_tests::discovery::Discovery;
 use integration_tests::load::lite::digest;
-use integration_tests::load::record::{EDS, RDS};
+use integration_tests::load::proxy::SimProxy;
+use integration_tests::load::record::{arrival_key, ArrivalKey, EDS, RDS};
 use integration_tests::load::{Flavour, Fleet};
 use integration_tests::procstat::{usage, Usage};
 use integration_tests::synth::{Revision, SynthMesh, SERVICE_PORT};
@@ -138,19 +139,20 @@ struct S5 {
     rss: u64,
 }
 
-/// Per proxy, when each (type, name digest) arrived.
-type Index = Vec<HashMap<(u8, u64), Vec<Instant>>>;
-
-fn index(fleet: &Fleet) -> Index {
-    fleet.each(|_, r| r.arrival_index())
-}
-
-fn first_after(times: Option<&Vec<Instant>>, since: Instant) -> Option<Instant> {
-    times?.iter().copied().find(|t| *t >= since)
-}
-
-fn type_key(t: usize, name: &str) -> (u8, u64) {
-    (u8::try_from(t).unwrap_or(u8::MAX), digest(name.as_bytes()))
+/// Waits until every proxy `concerned` has received the resource `key` at
+/// or after `since`.
+async fn wait_arrived(
+    fleet: &Fleet,
+    what: &str,
+    key: ArrivalKey,
+    since: Instant,
+    concerned: impl Fn(&SimProxy) -> bool,
+) -> anyhow::Result<()> {
+    fleet
+        .wait_until(what, DEADLINE, |f| {
+            f.all(|p, r| !concerned(p) || r.first_arrival(key, since).is_some())
+        })
+        .await
 }
 
 async fn s1(server: &Server, args: &Args) -> anyhow::Result<(S1, Fleet)> {
@@ -182,17 +184,10 @@ async fn s1(server: &Server, args: &Args) -> anyhow::Result<(S1, Fleet)> {
     ))
 }
 
-fn totals(fleet: &Fleet) -> (u64, u64) {
-    fleet
-        .each(|_, r| (r.bytes, r.responses))
-        .into_iter()
-        .fold((0, 0), |(b, n), (b2, n2)| (b + b2, n + n2))
-}
-
 async fn s2(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S2> {
     fleet.clear_arrivals();
     fleet.set_recording(true);
-    let (bytes0, pushes0) = totals(fleet);
+    let (bytes0, pushes0) = fleet.received();
     let cpu0 = server.usage()?.cpu_seconds;
     let n = server.mesh.services;
     let count = (u64::from(args.churn_rate) * args.churn_secs) as usize;
@@ -207,32 +202,26 @@ async fn s2(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
         changes.push((at, svc));
     }
     let (last_at, last_svc) = *changes.last().context("no changes made")?;
-    let last = type_key(EDS, &server.mesh.clusters(last_svc)[0]);
-    fleet
-        .wait_until(
-            "the last endpoint change reaches every proxy",
-            DEADLINE,
-            |f| {
-                f.each(|_, r| {
-                    r.arrival_index()
-                        .get(&last)
-                        .is_some_and(|v| v.iter().any(|t| *t >= last_at))
-                })
-                .into_iter()
-                .all(|ok| ok)
-            },
-        )
-        .await?;
+    let last = arrival_key(EDS, &server.mesh.clusters(last_svc)[0]);
+    wait_arrived(
+        fleet,
+        "the last endpoint change reaches every proxy",
+        last,
+        last_at,
+        |_| true,
+    )
+    .await?;
     let cpu_seconds = server.usage()?.cpu_seconds - cpu0;
-    let (bytes1, pushes1) = totals(fleet);
-    let idx = index(fleet);
+    let (bytes1, pushes1) = fleet.received();
+    let index = fleet.each(|_, r| r.arrival_index());
     let mut latencies = Vec::new();
     let mut missed = 0;
     for (at, svc) in &changes {
-        let key = type_key(EDS, &server.mesh.clusters(*svc)[0]);
-        for p in &idx {
-            match first_after(p.get(&key), *at) {
-                Some(t) => latencies.push(t - *at),
+        let key = arrival_key(EDS, &server.mesh.clusters(*svc)[0]);
+        for p in &index {
+            let first = p.get(&key).and_then(|v| v.iter().find(|t| **t >= *at));
+            match first {
+                Some(t) => latencies.push(*t - *at),
                 None => missed += 1,
             }
         }
@@ -252,7 +241,7 @@ async fn s2(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
 
 async fn s3(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S3> {
     let route = SERVICE_PORT.to_string();
-    let route_key = type_key(RDS, &route);
+    let route_key = arrival_key(RDS, &route);
     let mut latencies = Vec::new();
     let mut unaffected_pushes = 0;
     let mut affected = 0;
@@ -262,19 +251,14 @@ async fn s3(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
         fleet.clear_arrivals();
         fleet.set_recording(true);
         let t0 = server.change(svc, |r| r.routing += 1)?;
-        let is_affected: Vec<bool> = fleet.each(|p, _| p.namespace == ns);
-        fleet
-            .wait_until("the routing change reaches its namespace", DEADLINE, |f| {
-                f.each(|p, r| {
-                    p.namespace != ns
-                        || r.arrival_index()
-                            .get(&route_key)
-                            .is_some_and(|v| v.iter().any(|t| *t >= t0))
-                })
-                .into_iter()
-                .all(|ok| ok)
-            })
-            .await?;
+        wait_arrived(
+            fleet,
+            "the routing change reaches its namespace",
+            route_key,
+            t0,
+            |p| p.namespace == ns,
+        )
+        .await?;
         // An endpoint change pushed after the edit is a barrier: a stream
         // receives pushes in order, so once every proxy has it, any push of
         // the edit has arrived too.
@@ -285,25 +269,22 @@ async fn s3(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
             .iter()
             .map(|c| digest(c.as_bytes()))
             .collect();
-        let barrier_key = type_key(EDS, &server.mesh.clusters(barrier_svc)[0]);
+        let barrier_key = arrival_key(EDS, &server.mesh.clusters(barrier_svc)[0]);
         let tb = server.change(barrier_svc, |r| r.endpoint += 1)?;
-        fleet
-            .wait_until("the barrier change reaches every proxy", DEADLINE, |f| {
-                f.each(|_, r| {
-                    r.arrival_index()
-                        .get(&barrier_key)
-                        .is_some_and(|v| v.iter().any(|t| *t >= tb))
-                })
-                .into_iter()
-                .all(|ok| ok)
-            })
-            .await?;
+        wait_arrived(
+            fleet,
+            "the barrier change reaches every proxy",
+            barrier_key,
+            tb,
+            |_| true,
+        )
+        .await?;
         fleet.set_recording(false);
-        for (i, p) in fleet.proxies.iter().enumerate() {
+        for p in &fleet.proxies {
             let rec = p.record();
-            if is_affected[i] {
+            if p.namespace == ns {
                 affected += 1;
-                if let Some(t) = first_after(rec.arrival_index().get(&route_key), t0) {
+                if let Some(t) = rec.first_arrival(route_key, t0) {
                     latencies.push(t - t0);
                 }
             } else {
@@ -668,10 +649,7 @@ fn section(args: &Args, s1: &[S1], s2: &[S2], s3: &[S3], s5: &[S5], f: &Floors) 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    integration_tests::init_logging();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let mesh = SynthMesh::new(args.services, args.endpoints, args.namespaces);
     let throughput = loopback_throughput().await.context("loopback throughput")?;

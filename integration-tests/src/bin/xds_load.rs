@@ -31,24 +31,17 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// How long to wait for every proxy to hold a complete config.
-    #[arg(long, default_value = "120s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Keep the streams open this long after they are complete.
-    #[arg(long, default_value = "0s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     hold: Duration,
-}
-
-fn humantime_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (a duration such as 500ms, 30s, 2m)"))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    integration_tests::init_logging();
     let rate = (args.rate > 0.0).then_some(args.rate);
     let t0 = Instant::now();
     let fleet = Fleet::start(args.addr, args.proxies, args.flavour, args.namespaces, rate);

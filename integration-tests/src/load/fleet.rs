@@ -139,8 +139,16 @@ impl Fleet {
         }
     }
 
+    /// Protobuf bytes and responses received, over all proxies.
+    pub fn received(&self) -> (u64, u64) {
+        self.proxies.iter().fold((0, 0), |(bytes, n), p| {
+            let r = p.record();
+            (bytes + r.bytes, n + r.responses)
+        })
+    }
+
     pub fn total_bytes(&self) -> u64 {
-        self.proxies.iter().map(|p| p.record().bytes).sum()
+        self.received().0
     }
 
     /// Per proxy, the time from starting to connect until its config was
@@ -153,6 +161,11 @@ impl Fleet {
                 Some(r.complete?.duration_since(r.started?))
             })
             .collect()
+    }
+
+    /// Whether `f` holds for every proxy.
+    pub fn all(&self, mut f: impl FnMut(&SimProxy, &Record) -> bool) -> bool {
+        self.proxies.iter().all(|p| f(p, &p.record()))
     }
 
     /// Runs `f` over every proxy's record.

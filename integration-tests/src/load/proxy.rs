@@ -13,11 +13,14 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic::Streaming;
 use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 
 use super::lite::{digest, facts, DeltaResponse, SotwResponse};
-use super::record::{dependent, slot, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES};
+use super::record::{
+    dependent, slot, type_byte, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES,
+};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -76,23 +79,20 @@ impl SimProxy {
     }
 }
 
-/// A sidecar node in local mode, in `namespace`.
+/// A sidecar node in local mode (as the test client presents it), with its
+/// namespace in the metadata.
 pub fn node(id: &str, namespace: &str) -> Node {
-    use xds_proto::protobuf::{value::Kind, Struct, Value};
-    let string = |s: &str| Value {
-        kind: Some(Kind::StringValue(s.to_string())),
-    };
-    let fields = [
-        ("INTERCEPTION_MODE".to_string(), string("NONE")),
-        ("NAMESPACE".to_string(), string(namespace)),
-    ]
-    .into_iter()
-    .collect();
-    Node {
-        id: id.to_string(),
-        metadata: Some(Struct { fields }),
-        ..Default::default()
+    use xds_proto::protobuf::{value::Kind, Value};
+    let mut node = crate::ads_client::node(id);
+    if let Some(meta) = node.metadata.as_mut() {
+        meta.fields.insert(
+            "NAMESPACE".to_string(),
+            Value {
+                kind: Some(Kind::StringValue(namespace.to_string())),
+            },
+        );
     }
+    node
 }
 
 /// Runs the proxy until `stop` turns true or the stream ends. Failures are
@@ -154,28 +154,46 @@ async fn stream(
 
 type Grpc = tonic::client::Grpc<tonic::transport::Channel>;
 
-async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(16);
+/// Opens an ADS stream at `path` whose first requests are `first`, and
+/// marks the proxy connected. Envoy's order: clusters, then listeners, the
+/// node on the first request only.
+async fn open<Req, Resp>(
+    proxy: &SimProxy,
+    shared: &Shared,
+    grpc: &mut Grpc,
+    path: &'static str,
+    first: impl Fn(Option<Node>, &str) -> Req,
+) -> anyhow::Result<(mpsc::Sender<Req>, Streaming<Resp>)>
+where
+    Req: Message + Send + 'static,
+    Resp: Message + Default + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Req>(16);
     let node = node(&proxy.node_id, &proxy.namespace);
-    for (i, t) in [CDS, LDS].into_iter().enumerate() {
-        tx.send(DiscoveryRequest {
-            node: (i == 0).then(|| node.clone()),
-            type_url: TYPES[t].to_string(),
-            ..Default::default()
-        })
-        .await?;
-    }
-    let codec = tonic_prost::ProstCodec::<DiscoveryRequest, SotwResponse>::default();
-    let mut inbound = grpc
+    tx.send(first(Some(node), TYPES[CDS])).await?;
+    tx.send(first(None, TYPES[LDS])).await?;
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    let inbound = grpc
         .streaming(
             tonic::Request::new(ReceiverStream::new(rx)),
-            PathAndQuery::from_static(SOTW_PATH),
+            PathAndQuery::from_static(path),
             codec,
         )
         .await
         .context("stream refused")?
         .into_inner();
     mark_connected(proxy, shared);
+    Ok((tx, inbound))
+}
+
+async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
+    let (tx, mut inbound) =
+        open::<_, SotwResponse>(proxy, shared, grpc, SOTW_PATH, |node, t| DiscoveryRequest {
+            node,
+            type_url: t.to_string(),
+            ..Default::default()
+        })
+        .await?;
     // The last nonce and version per type, for ACKs and subscription updates.
     let mut acked: [(String, String); 4] = Default::default();
     while let Some(resp) = inbound.message().await.context("stream failed")? {
@@ -207,27 +225,14 @@ async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Res
 }
 
 async fn delta(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(16);
-    let node = node(&proxy.node_id, &proxy.namespace);
-    for (i, t) in [CDS, LDS].into_iter().enumerate() {
-        tx.send(DeltaDiscoveryRequest {
-            node: (i == 0).then(|| node.clone()),
-            type_url: TYPES[t].to_string(),
+    let (tx, mut inbound) = open::<_, DeltaResponse>(proxy, shared, grpc, DELTA_PATH, |node, t| {
+        DeltaDiscoveryRequest {
+            node,
+            type_url: t.to_string(),
             ..Default::default()
-        })
-        .await?;
-    }
-    let codec = tonic_prost::ProstCodec::<DeltaDiscoveryRequest, DeltaResponse>::default();
-    let mut inbound = grpc
-        .streaming(
-            tonic::Request::new(ReceiverStream::new(rx)),
-            PathAndQuery::from_static(DELTA_PATH),
-            codec,
-        )
-        .await
-        .context("stream refused")?
-        .into_inner();
-    mark_connected(proxy, shared);
+        }
+    })
+    .await?;
     while let Some(resp) = inbound.message().await.context("stream failed")? {
         let t = type_index(&resp.type_url)
             .with_context(|| format!("response of unknown type {}", resp.type_url))?;
@@ -327,8 +332,7 @@ fn apply_delta(
 fn arrival(t: usize, name: u64, at: Instant) -> Arrival {
     Arrival {
         at,
-        // TYPES has four entries.
-        type_index: t as u8,
+        type_index: type_byte(t),
         name,
     }
 }

@@ -31,6 +31,19 @@ pub fn dependent(t: usize) -> Option<usize> {
     }
 }
 
+/// How arrivals are looked up: the type's index and the name's digest.
+pub type ArrivalKey = (u8, u64);
+
+/// The key of resource `name` of type `t`.
+pub fn arrival_key(t: usize, name: &str) -> ArrivalKey {
+    (type_byte(t), digest(name.as_bytes()))
+}
+
+/// A type index as stored in an arrival (there are four types).
+pub fn type_byte(t: usize) -> u8 {
+    u8::try_from(t).unwrap_or(u8::MAX)
+}
+
 /// One resource arriving at the proxy, recorded while measuring.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
@@ -96,8 +109,18 @@ impl Record {
         (self.resources[t].len(), sum)
     }
 
-    /// When each resource arrived, by type and name digest, in order.
-    pub fn arrival_index(&self) -> HashMap<(u8, u64), Vec<Instant>> {
+    /// The first time the resource with `key` arrived at or after `since`.
+    /// Arrivals are recorded in time order.
+    pub fn first_arrival(&self, key: ArrivalKey, since: Instant) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find(|a| (a.type_index, a.name) == key && a.at >= since)
+            .map(|a| a.at)
+    }
+
+    /// When each resource arrived, by key, in order: for looking up many
+    /// keys at once.
+    pub fn arrival_index(&self) -> HashMap<ArrivalKey, Vec<Instant>> {
         let mut index: HashMap<(u8, u64), Vec<Instant>> = HashMap::new();
         for a in &self.arrivals {
             index.entry((a.type_index, a.name)).or_default().push(a.at);
