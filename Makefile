@@ -10,7 +10,7 @@ export ENVOY_BIN
 
 CARGO ?= cargo
 
-.PHONY: all tools build demo test bench lint fmt clean
+.PHONY: all tools kube-tools build demo test bench lint fmt clean
 
 all: build
 
@@ -30,6 +30,10 @@ $(ENVOY_LINK): Makefile
 	touch "$(ENVOY_LINK)"; \
 	echo "envoy $(ENVOY_VERSION): $(ENVOY_LINK)"
 
+## kube-tools: etcd and kube-apiserver v1.20.2 (built from Debian's source) into .tools/kube
+kube-tools:
+	bash scripts/kube-tools.sh
+
 ## build: compile every binary
 build:
 	$(CARGO) build --workspace --bins
@@ -39,7 +43,7 @@ demo: tools build
 	$(CARGO) run --quiet -p integration-tests --bin demo -- --config-dir examples/mesh
 
 ## test: the whole suite (unit, integration with real Envoy)
-test: tools build
+test: tools kube-tools build
 	$(CARGO) test --workspace
 
 ## bench: benchmarks on a release build with real processes; rewrites their sections of BENCHMARKS.md

@@ -180,6 +180,8 @@ async fn nothing_is_served_before_the_first_snapshot() {
     ));
     let readiness = Readiness::default();
     let (_sources_tx, sources_rx) = tokio::sync::watch::channel(Arc::default());
+    let mut sources = pilot_discovery::sources::SourceSet::default();
+    sources.add(sources_rx);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let grpc_port = free_port().expect("port");
@@ -200,7 +202,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
         readiness.clone(),
         DebugState {
             hub: hub.clone(),
-            sources: sources_rx,
+            sources,
         },
     );
     tokio::spawn(async move { axum::serve(http, app).await });

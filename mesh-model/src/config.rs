@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of configuration the model understands.
 ///
-/// `Service` and `EndpointSlice` name Kubernetes objects that platform adapters
-/// convert into model services; the model itself holds no Kubernetes types.
+/// `Service`, `EndpointSlice`, `Endpoints`, `Pod` and `Node` name Kubernetes
+/// objects that platform adapters convert into model services and endpoints;
+/// the model itself holds no Kubernetes types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigKind {
     VirtualService,
@@ -15,6 +16,10 @@ pub enum ConfigKind {
     WorkloadEntry,
     Service,
     EndpointSlice,
+    /// core/v1 Endpoints, for API servers that serve no `discovery.k8s.io/v1`.
+    Endpoints,
+    Pod,
+    Node,
 }
 
 impl ConfigKind {
@@ -26,6 +31,9 @@ impl ConfigKind {
             ConfigKind::WorkloadEntry => "WorkloadEntry",
             ConfigKind::Service => "Service",
             ConfigKind::EndpointSlice => "EndpointSlice",
+            ConfigKind::Endpoints => "Endpoints",
+            ConfigKind::Pod => "Pod",
+            ConfigKind::Node => "Node",
         }
     }
 }

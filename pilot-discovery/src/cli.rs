@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pilot_discovery::kubernetes::EndpointApiChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,11 +31,49 @@ fn duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 100ms, 10s, 30m)"))
 }
 
+/// A source of services and config, as `--registries` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    Kubernetes,
+    ConfigFolder,
+}
+
+fn registry(s: &str) -> Result<Registry, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "kubernetes" => Ok(Registry::Kubernetes),
+        "configfolder" => Ok(Registry::ConfigFolder),
+        _ => Err(format!(
+            "{s:?} is not a registry (valid: Kubernetes, ConfigFolder)"
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DiscoveryArgs {
+    /// Registries to read, comma-separated: `Kubernetes` (an API server) and
+    /// `ConfigFolder` (--config-dir). Default: the config folder when
+    /// --config-dir is given.
+    #[arg(long, value_delimiter = ',', value_parser = registry)]
+    pub registries: Vec<Registry>,
+
     /// Folder of Istio and Kubernetes YAML/JSON to serve, watched for changes.
     #[arg(long, alias = "configDir", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
+
+    /// Kubeconfig for the Kubernetes registry. Without it: KUBECONFIG,
+    /// ~/.kube/config, then the pod's service account when run in a cluster.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Name of the Kubernetes cluster, in logs and errors.
+    #[arg(long, alias = "clusterID", default_value = "Kubernetes")]
+    pub cluster_id: String,
+
+    /// Endpoints API of the Kubernetes registry: `auto` (EndpointSlices where
+    /// discovery.k8s.io/v1 is served, else Endpoints), `endpointslice` or
+    /// `endpoints`.
+    #[arg(long, env = "PILOT_ENDPOINT_API", default_value = "auto")]
+    pub endpoint_api: EndpointApiChoice,
 
     /// Address of the plaintext xDS (gRPC) server.
     #[arg(long, alias = "grpcAddr", default_value = "0.0.0.0:15010")]

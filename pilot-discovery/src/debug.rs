@@ -11,22 +11,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 use xds_proto::pb::envoy::config::{
     cluster::v3::Cluster, endpoint::v3::ClusterLoadAssignment, listener::v3::Listener,
     route::v3::RouteConfiguration,
 };
 use xds_proto::type_url;
 
-use crate::configdir::Resource;
-use crate::sources::SourceState;
+use crate::resource::Resource;
+use crate::sources::{SourceError, SourceSet};
 use crate::xds::generate::{generate, Named};
 use crate::xds::hub::{lock, ConnHandle, XdsHub};
 
 #[derive(Clone)]
 pub struct DebugState {
     pub hub: Arc<XdsHub>,
-    pub sources: watch::Receiver<Arc<SourceState>>,
+    pub sources: SourceSet,
 }
 
 fn unix_ms(t: std::time::SystemTime) -> u128 {
@@ -107,6 +106,9 @@ fn resource_json(r: &Resource) -> Value {
         Resource::WorkloadEntry(c) => serde_json::to_value(c),
         Resource::KubeService(s) => serde_json::to_value(s),
         Resource::EndpointSlice(s) => serde_json::to_value(s),
+        Resource::KubeEndpoints(e) => serde_json::to_value(e),
+        Resource::Pod(p) => serde_json::to_value(p),
+        Resource::Node(n) => serde_json::to_value(n),
     }
     .unwrap_or(Value::Null);
     json!({
@@ -119,9 +121,14 @@ fn resource_json(r: &Resource) -> Value {
 
 /// Every config object in force, and every input currently rejected.
 pub async fn configz(State(s): State<DebugState>) -> Json<Value> {
-    let state = s.sources.borrow().clone();
-    let resources: Vec<Value> = state.resources.values().map(resource_json).collect();
-    Json(json!({ "resources": resources, "errors": state.errors }))
+    let states = s.sources.current();
+    let resources: Vec<Value> = states
+        .iter()
+        .flat_map(|s| s.resources.values())
+        .map(resource_json)
+        .collect();
+    let errors: Vec<&SourceError> = states.iter().flat_map(|s| &s.errors).collect();
+    Json(json!({ "resources": resources, "errors": errors }))
 }
 
 fn not_ready() -> Response {

@@ -9,9 +9,11 @@
 pub mod configdir;
 pub mod debug;
 pub mod http;
+pub mod kubernetes;
 pub mod metrics;
 pub mod push;
 pub mod registry;
+pub mod resource;
 pub mod server;
 pub mod sources;
 pub mod xds;

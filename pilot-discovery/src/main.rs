@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
-use cli::{Cli, Command, DiscoveryArgs};
+use cli::{Cli, Command, DiscoveryArgs, Registry};
+use pilot_discovery::kubernetes::KubeOptions;
 use pilot_discovery::push::DebounceConfig;
 use pilot_discovery::server::{run, KeepaliveOptions, ServerOptions};
 use pilot_discovery::xds::hub::{default_push_throttle, HubConfig};
@@ -20,15 +21,35 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Discovery(args) => run(options(args), shutdown_signal())
+        Command::Discovery(args) => run(options(args)?, shutdown_signal())
             .await
             .context("pilot-discovery failed"),
     }
 }
 
-fn options(args: DiscoveryArgs) -> ServerOptions {
-    ServerOptions {
+fn options(args: DiscoveryArgs) -> anyhow::Result<ServerOptions> {
+    let registries = if args.registries.is_empty() {
+        vec![Registry::ConfigFolder]
+    } else {
+        args.registries.clone()
+    };
+    let folder = registries.contains(&Registry::ConfigFolder);
+    if !folder && args.config_dir.is_some() {
+        anyhow::bail!("--config-dir is set but --registries does not include ConfigFolder");
+    }
+    if !args.registries.is_empty() && folder && args.config_dir.is_none() {
+        anyhow::bail!("--registries includes ConfigFolder but no --config-dir is set");
+    }
+    let kubernetes = registries
+        .contains(&Registry::Kubernetes)
+        .then(|| KubeOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            cluster_id: args.cluster_id.clone(),
+            endpoint_api: args.endpoint_api,
+        });
+    Ok(ServerOptions {
         config_dir: args.config_dir,
+        kubernetes,
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
         monitoring_addr: args.monitoring_addr,
@@ -52,7 +73,7 @@ fn options(args: DiscoveryArgs) -> ServerOptions {
             max_connection_age_grace: args.keepalive_max_server_connection_age_grace,
         },
         shutdown_grace: args.shutdown_grace,
-    }
+    })
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -19,9 +19,10 @@ use xds_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_s
 use crate::configdir::{watch_folder, ConfigFolder};
 use crate::debug::DebugState;
 use crate::http::{router, Readiness};
+use crate::kubernetes::{self, KubeError, KubeOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
-use crate::sources::{self, SourceState};
+use crate::sources::{self, SourceSet, SourceState};
 use crate::xds::ads::AdsService;
 use crate::xds::hub::{HubConfig, XdsHub};
 use crate::xds::stream::until_stopped;
@@ -35,6 +36,8 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub config_dir: Option<PathBuf>,
+    /// Watch a Kubernetes API server too (`--registries Kubernetes`).
+    pub kubernetes: Option<KubeOptions>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub monitoring_addr: SocketAddr,
@@ -84,6 +87,8 @@ pub enum ServerError {
     Http(#[source] std::io::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Kubernetes(#[from] KubeError),
     #[error("config loading task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -106,10 +111,21 @@ pub async fn run(
     let metrics = Metrics::new()?;
     let hub = Arc::new(XdsHub::new(opts.hub, metrics.clone()));
     let readiness = Readiness::default();
-    let (sources_tx, sources_rx) = watch::channel(Arc::new(SourceState::default()));
+    // Sources, in order of precedence: the config folder, then Kubernetes.
+    let mut sources = SourceSet::default();
+    let (folder_tx, folder_rx) = watch::channel(Arc::new(SourceState::default()));
+    sources.add(folder_rx);
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let mut kube = match opts.kubernetes.clone() {
+        Some(k) => Some(kubernetes::start(k, events_tx.clone(), metrics.clone()).await?),
+        None => None,
+    };
+    if let Some(k) = &kube {
+        sources.add(k.state.clone());
+    }
     let debug = DebugState {
         hub: hub.clone(),
-        sources: sources_rx.clone(),
+        sources: sources.clone(),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -142,9 +158,8 @@ pub async fn run(
     });
     tracing::info!(grpc = %opts.grpc_addr, http = %opts.http_addr, monitoring = %opts.monitoring_addr, "pilot-discovery listening");
 
-    // Sources. The folder is watched before it is read, so a change made
-    // during the first read is not missed.
-    let (events_tx, events_rx) = mpsc::channel(1024);
+    // The folder is watched before it is read, so a change made during the
+    // first read is not missed.
     let mut _watcher = None;
     if let Some(dir) = opts.config_dir.clone() {
         let (watcher, signals) = watch_folder(&dir).map_err(|source| ServerError::Watch {
@@ -159,19 +174,23 @@ pub async fn run(
             Ok::<_, ServerError>((folder, state))
         })
         .await??;
-        sources_tx.send_replace(Arc::new(state));
+        folder_tx.send_replace(Arc::new(state));
         tokio::spawn(sources::run_folder(
             folder,
             signals,
-            sources_tx,
+            folder_tx,
             events_tx,
             metrics.clone(),
         ));
     } else {
         drop(events_tx);
     }
+    if let Some(k) = kube.as_mut() {
+        tracing::info!("waiting for the Kubernetes watches to sync");
+        k.wait_synced().await;
+    }
 
-    let mut builder = SnapshotBuilder::new(opts.domain.clone(), sources_rx);
+    let mut builder = SnapshotBuilder::new(opts.domain.clone(), sources);
     hub.install_first(builder.current());
     readiness.mark_ready();
     tracing::info!("pilot-discovery ready");

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mesh_model::{ConfigKey, ConfigKind};
+use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::configdir::{ConfigError, ConfigFolder, Resource};
+use crate::configdir::{ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
+use crate::registry::build_snapshot;
+use crate::resource::Resource;
 
 /// A problem a source reports about one of its inputs.
 #[derive(Debug, Clone, Serialize)]
@@ -39,10 +41,39 @@ pub struct SourceState {
     pub errors: Vec<SourceError>,
 }
 
+/// The aggregate registry's inputs: what each source holds, in order of
+/// precedence (the config folder first, then Kubernetes).
+#[derive(Debug, Clone, Default)]
+pub struct SourceSet {
+    sources: Vec<watch::Receiver<Arc<SourceState>>>,
+}
+
+impl SourceSet {
+    pub fn add(&mut self, source: watch::Receiver<Arc<SourceState>>) {
+        self.sources.push(source);
+    }
+
+    pub fn current(&self) -> Vec<Arc<SourceState>> {
+        self.sources.iter().map(|s| s.borrow().clone()).collect()
+    }
+
+    /// A snapshot of everything the sources hold right now.
+    pub fn build(&self, version: u64, domain: &str) -> MeshSnapshot {
+        let states = self.current();
+        let maps: Vec<&BTreeMap<ConfigKey, Resource>> =
+            states.iter().map(|s| &s.resources).collect();
+        build_snapshot(version, domain, &maps)
+    }
+}
+
 /// How Istio classifies a change to an object of `kind`.
 pub fn update_kind(kind: ConfigKind) -> UpdateKind {
     match kind {
-        ConfigKind::WorkloadEntry | ConfigKind::EndpointSlice => UpdateKind::Eds,
+        ConfigKind::WorkloadEntry
+        | ConfigKind::EndpointSlice
+        | ConfigKind::Endpoints
+        | ConfigKind::Pod
+        | ConfigKind::Node => UpdateKind::Eds,
         ConfigKind::ServiceEntry | ConfigKind::Service => UpdateKind::Svc,
         _ => UpdateKind::Config,
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use mesh_model::ConfigKey;
 
 use super::parse::{parse_file, ConfigError};
-use super::resource::Resource;
+use crate::resource::Resource;
 
 /// Files larger than this are refused rather than parsed: a config folder
 /// holds rules, not data, and a runaway file must not exhaust memory.

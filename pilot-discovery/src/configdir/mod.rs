@@ -3,10 +3,8 @@
 
 mod folder;
 mod parse;
-mod resource;
 mod watch;
 
 pub use folder::{ConfigFolder, Reload};
-pub use parse::{parse_file, ConfigError, ParsedFile, DEFAULT_NAMESPACE};
-pub use resource::Resource;
+pub use parse::{parse_file, parse_object, ConfigError, ParsedFile, DEFAULT_NAMESPACE};
 pub use watch::watch_folder;

@@ -21,7 +21,9 @@ use mesh_model::{Config, ConfigKey, ConfigKind, ConfigMeta};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::resource::Resource;
+use crate::registry::kube::{NodeInfo, PodInfo};
+use crate::resource::Resource;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 
 /// Namespace given to resources that do not name one, as `kubectl apply`
 /// would with the default context.
@@ -116,7 +118,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, FileError> {
             None => vec![doc],
         };
         for item in items {
-            match parse_document(item) {
+            match parse_object(item) {
                 Ok(r) => parsed.resources.push(r),
                 Err(e) => {
                     if let Some(key) = &e.resource {
@@ -164,7 +166,9 @@ fn str_field<'a>(doc: &'a Value, field: &str) -> Result<&'a str, ConfigError> {
     }
 }
 
-fn parse_document(doc: Value) -> Result<Resource, ConfigError> {
+/// One object, as a file's document or an API server's watch event holds
+/// it, to a validated resource. Errors carry no file; the caller adds it.
+pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
     if !doc.is_object() {
         return Err(doc_error(
             None,
@@ -184,6 +188,9 @@ fn parse_document(doc: Value) -> Result<Resource, ConfigError> {
         ("discovery.k8s.io", "EndpointSlice") if api_version == "discovery.k8s.io/v1" => {
             ConfigKind::EndpointSlice
         }
+        ("", "Endpoints") if api_version == "v1" => ConfigKind::Endpoints,
+        ("", "Pod") if api_version == "v1" => ConfigKind::Pod,
+        ("", "Node") if api_version == "v1" => ConfigKind::Node,
         _ => {
             return Err(doc_error(
                 None,
@@ -197,7 +204,9 @@ fn parse_document(doc: Value) -> Result<Resource, ConfigError> {
         "metadata",
         None,
     )?;
-    if meta.namespace.is_empty() {
+    if kind == ConfigKind::Node {
+        meta.namespace.clear(); // cluster-scoped
+    } else if meta.namespace.is_empty() {
         meta.namespace = DEFAULT_NAMESPACE.to_string();
     }
     let key = ConfigKey {
@@ -249,6 +258,24 @@ fn parse_document(doc: Value) -> Result<Resource, ConfigError> {
                 deserialize_at(doc, "", k)?;
             slice.metadata.namespace = Some(meta.namespace);
             Resource::EndpointSlice(Arc::new(slice))
+        }
+        ConfigKind::Endpoints => {
+            let mut endpoints: Endpoints = deserialize_at(doc, "", k)?;
+            endpoints.metadata.namespace = Some(meta.namespace);
+            Resource::KubeEndpoints(Arc::new(endpoints))
+        }
+        ConfigKind::Pod => {
+            let mut pod: Pod = deserialize_at(doc, "", k.clone())?;
+            pod.metadata.namespace = Some(meta.namespace);
+            let info = PodInfo::from_pod(&pod)
+                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
+            Resource::Pod(Arc::new(info))
+        }
+        ConfigKind::Node => {
+            let node: Node = deserialize_at(doc, "", k.clone())?;
+            let info = NodeInfo::from_node(&node)
+                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
+            Resource::Node(Arc::new(info))
         }
     };
     Ok(resource)

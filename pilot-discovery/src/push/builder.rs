@@ -4,24 +4,21 @@
 use std::sync::Arc;
 
 use mesh_model::MeshSnapshot;
-use tokio::sync::watch;
 
 use super::{Merged, PushScope};
-use crate::registry::build_snapshot;
-use crate::sources::SourceState;
+use crate::sources::SourceSet;
 use crate::xds::hub::XdsHub;
 
 pub struct SnapshotBuilder {
     domain: String,
-    sources: watch::Receiver<Arc<SourceState>>,
+    sources: SourceSet,
     current: Arc<MeshSnapshot>,
 }
 
 impl SnapshotBuilder {
     /// Builds the first snapshot (version 1) from what the sources hold.
-    pub fn new(domain: String, sources: watch::Receiver<Arc<SourceState>>) -> Self {
-        let state = sources.borrow().clone();
-        let current = Arc::new(build_snapshot(1, &domain, &state.resources));
+    pub fn new(domain: String, sources: SourceSet) -> Self {
+        let current = Arc::new(sources.build(1, &domain));
         log_snapshot(&current);
         SnapshotBuilder {
             domain,
@@ -37,8 +34,7 @@ impl SnapshotBuilder {
     /// Rebuilds from the sources and publishes what differs. A burst that
     /// changed nothing in the model (say, a comment edited) pushes nothing.
     pub fn on_burst(&mut self, merged: Merged, hub: &XdsHub) {
-        let state = self.sources.borrow().clone();
-        let next = build_snapshot(self.current.version + 1, &self.domain, &state.resources);
+        let next = self.sources.build(self.current.version + 1, &self.domain);
         let Some(scope) = PushScope::for_change(next.changes_since(&self.current)) else {
             tracing::debug!(
                 events = merged.total(),

@@ -1,19 +1,159 @@
-//! Kubernetes Service and EndpointSlice objects to model services and
-//! endpoints, as Istio's Kubernetes controller converts them. Shared by every
-//! source of Kubernetes objects (the config folder today).
+//! Kubernetes objects (Service, EndpointSlice or Endpoints, Pod, Node) to
+//! model services and endpoints, as Istio's Kubernetes controller converts
+//! them. Shared by every source of Kubernetes objects: the config folder and
+//! the API server watches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service as KubeService;
+use k8s_openapi::api::core::v1::{Endpoints, Node, ObjectReference, Pod, Service as KubeService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use mesh_model::{
     ConfigKey, ConfigKind, Endpoint, HealthStatus, Hostname, Locality, Protocol, Resolution,
     Service, ServicePort,
 };
+use serde::Serialize;
 
 /// The label an EndpointSlice carries naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
+
+/// What the registry reads of a Pod: who it is and where it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub ips: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub service_account: String,
+    pub node_name: String,
+}
+
+impl PodInfo {
+    pub fn from_pod(pod: &Pod) -> Option<PodInfo> {
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let mut ips: Vec<String> = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .map(|ips| ips.iter().map(|ip| ip.ip.clone()).collect())
+            .unwrap_or_default();
+        if let Some(ip) = status.and_then(|s| s.pod_ip.clone()) {
+            if !ips.contains(&ip) {
+                ips.insert(0, ip);
+            }
+        }
+        Some(PodInfo {
+            name: pod.metadata.name.clone()?,
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            ips,
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            service_account: spec
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| "default".into()),
+            node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        })
+    }
+}
+
+/// What the registry reads of a Node: its locality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub locality: Locality,
+}
+
+impl NodeInfo {
+    pub fn from_node(node: &Node) -> Option<NodeInfo> {
+        let labels = node.metadata.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k)).cloned().unwrap_or_default();
+        Some(NodeInfo {
+            name: node.metadata.name.clone()?,
+            locality: Locality {
+                region: label(REGION_LABEL),
+                zone: label(ZONE_LABEL),
+                subzone: label(SUBZONE_LABEL),
+            },
+        })
+    }
+}
+
+/// Pods by name and by IP, and Nodes by name, so each endpoint address finds
+/// its workload's labels, service account and locality.
+#[derive(Default)]
+pub struct WorkloadLookup<'a> {
+    pods_by_name: HashMap<(&'a str, &'a str), &'a PodInfo>,
+    pods_by_ip: HashMap<&'a str, &'a PodInfo>,
+    nodes: HashMap<&'a str, &'a NodeInfo>,
+}
+
+impl<'a> WorkloadLookup<'a> {
+    pub fn add_pod(&mut self, pod: &'a PodInfo) {
+        self.pods_by_name
+            .insert((pod.namespace.as_str(), pod.name.as_str()), pod);
+        for ip in &pod.ips {
+            self.pods_by_ip.insert(ip.as_str(), pod);
+        }
+    }
+
+    pub fn add_node(&mut self, node: &'a NodeInfo) {
+        self.nodes.insert(node.name.as_str(), node);
+    }
+
+    /// The pod behind an address: the one its target reference names, else
+    /// the one holding the IP.
+    fn pod(&self, target: Option<&ObjectReference>, address: &str) -> Option<&'a PodInfo> {
+        let by_ref = target
+            .filter(|t| t.kind.as_deref() == Some("Pod"))
+            .and_then(|t| Some((t.namespace.as_deref()?, t.name.as_deref()?)))
+            .and_then(|key| self.pods_by_name.get(&key));
+        by_ref.or_else(|| self.pods_by_ip.get(address)).copied()
+    }
+
+    /// An endpoint of `service` at `address:port`, with what its pod and
+    /// node say about it. `zone` is the slice's own hint, used when the node
+    /// is unknown.
+    #[allow(clippy::too_many_arguments)]
+    fn endpoint(
+        &self,
+        service: &Hostname,
+        port_name: &str,
+        address: &str,
+        port: u16,
+        target: Option<&ObjectReference>,
+        node_name: Option<&str>,
+        zone: Option<&str>,
+        health: HealthStatus,
+    ) -> Endpoint {
+        let pod = self.pod(target, address);
+        let node = node_name
+            .or(pod.map(|p| p.node_name.as_str()))
+            .and_then(|n| self.nodes.get(n));
+        let locality = match node {
+            Some(n) => n.locality.clone(),
+            None => Locality {
+                zone: zone.unwrap_or_default().to_string(),
+                ..Locality::default()
+            },
+        };
+        Endpoint {
+            service: service.clone(),
+            service_port_name: port_name.to_string(),
+            address: address.to_string(),
+            port,
+            labels: pod.map(|p| p.labels.clone()).unwrap_or_default(),
+            locality,
+            health,
+            service_account: pod.map(|p| p.service_account.clone()).unwrap_or_default(),
+            weight: 0,
+        }
+    }
+}
 
 pub fn convert_service(ks: &KubeService, domain: &str) -> Option<(Service, Vec<Endpoint>)> {
     let name = ks.metadata.name.as_deref()?;
@@ -90,10 +230,24 @@ pub fn convert_service(ks: &KubeService, domain: &str) -> Option<(Service, Vec<E
     Some((service, endpoints))
 }
 
+/// The service an endpoints object belongs to, when that service exists and
+/// has endpoints of its own (an ExternalName service has none).
+fn owning_service<'s>(
+    services: &'s BTreeMap<Hostname, Arc<Service>>,
+    service_name: &str,
+    namespace: &str,
+    domain: &str,
+) -> Option<&'s Service> {
+    let hostname = Hostname::new(format!("{service_name}.{namespace}.svc.{domain}"));
+    let service = services.get(&hostname)?;
+    (service.resolution != Resolution::DnsLb).then_some(service.as_ref())
+}
+
 /// The endpoints of one slice, for the service it names, if that service exists.
 pub fn convert_slice(
     slice: &EndpointSlice,
     services: &BTreeMap<Hostname, Arc<Service>>,
+    workloads: &WorkloadLookup<'_>,
     domain: &str,
 ) -> Vec<Endpoint> {
     let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
@@ -106,13 +260,9 @@ pub fn convert_slice(
         tracing::warn!(slice = ?slice.metadata.name, "EndpointSlice without the {SERVICE_NAME_LABEL} label is ignored");
         return Vec::new();
     };
-    let hostname = Hostname::new(format!("{service_name}.{namespace}.svc.{domain}"));
-    let Some(service) = services.get(&hostname) else {
+    let Some(service) = owning_service(services, service_name, namespace, domain) else {
         return Vec::new();
     };
-    if service.resolution == Resolution::DnsLb {
-        return Vec::new(); // ExternalName services have no endpoints of their own.
-    }
     let mut out = Vec::new();
     for ep in &slice.endpoints {
         let conditions = ep.conditions.as_ref();
@@ -126,11 +276,6 @@ pub fn convert_slice(
         } else {
             HealthStatus::Unhealthy
         };
-        let locality = Locality {
-            region: String::new(),
-            zone: ep.zone.clone().unwrap_or_default(),
-            subzone: String::new(),
-        };
         for slice_port in slice.ports.iter().flatten() {
             let port_name = slice_port.name.clone().unwrap_or_default();
             if service.port_by_name(&port_name).is_none() {
@@ -140,17 +285,70 @@ pub fn convert_slice(
                 continue;
             };
             for address in &ep.addresses {
-                out.push(Endpoint {
-                    service: hostname.clone(),
-                    service_port_name: port_name.clone(),
-                    address: address.clone(),
+                out.push(workloads.endpoint(
+                    &service.hostname,
+                    &port_name,
+                    address,
                     port,
-                    labels: BTreeMap::new(),
-                    locality: locality.clone(),
+                    ep.target_ref.as_ref(),
+                    ep.node_name.as_deref(),
+                    ep.zone.as_deref(),
                     health,
-                    service_account: String::new(),
-                    weight: 0,
-                });
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The endpoints of a core/v1 Endpoints object (named as its Service), for
+/// API servers that serve no `discovery.k8s.io/v1`.
+pub fn convert_endpoints(
+    endpoints: &Endpoints,
+    services: &BTreeMap<Hostname, Arc<Service>>,
+    workloads: &WorkloadLookup<'_>,
+    domain: &str,
+) -> Vec<Endpoint> {
+    let namespace = endpoints.metadata.namespace.as_deref().unwrap_or("default");
+    let Some(name) = endpoints.metadata.name.as_deref() else {
+        return Vec::new();
+    };
+    let Some(service) = owning_service(services, name, namespace, domain) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let addresses = subset
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| (a, HealthStatus::Healthy))
+            .chain(
+                subset
+                    .not_ready_addresses
+                    .iter()
+                    .flatten()
+                    .map(|a| (a, HealthStatus::Unhealthy)),
+            );
+        for (address, health) in addresses {
+            for ep_port in subset.ports.iter().flatten() {
+                let port_name = ep_port.name.clone().unwrap_or_default();
+                if service.port_by_name(&port_name).is_none() {
+                    continue;
+                }
+                let Ok(port) = u16::try_from(ep_port.port) else {
+                    continue;
+                };
+                out.push(workloads.endpoint(
+                    &service.hostname,
+                    &port_name,
+                    &address.ip,
+                    port,
+                    address.target_ref.as_ref(),
+                    address.node_name.as_deref(),
+                    None,
+                    health,
+                ));
             }
         }
     }

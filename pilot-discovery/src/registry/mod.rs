@@ -1,6 +1,6 @@
 //! Builds the platform-independent snapshot from the resources of all sources.
 
-mod kube;
+pub mod kube;
 mod serviceentry;
 
 use std::collections::BTreeMap;
@@ -9,29 +9,42 @@ use std::sync::Arc;
 use mesh_model::istio::{ServiceEntry, WorkloadEntry};
 use mesh_model::{Config, ConfigKey, Hostname, MeshSnapshot};
 
-use crate::configdir::Resource;
+use crate::resource::Resource;
 
-/// Builds one immutable snapshot from every resource in force.
+/// Builds one immutable snapshot from every resource in force, source by
+/// source. A key held by two sources is read from the first that holds it.
 pub fn build_snapshot(
     version: u64,
     domain: &str,
-    resources: &BTreeMap<ConfigKey, Resource>,
+    sources: &[&BTreeMap<ConfigKey, Resource>],
 ) -> MeshSnapshot {
     let mut snap = MeshSnapshot {
         version,
         domain: domain.to_string(),
         ..Default::default()
     };
+    let resources = || {
+        sources.iter().enumerate().flat_map(move |(i, map)| {
+            map.iter()
+                .filter(move |(k, _)| !sources[..i].iter().any(|m| m.contains_key(k)))
+                .map(|(_, r)| r)
+        })
+    };
     let mut workload_entries = WorkloadIndex::default();
+    let mut workloads = kube::WorkloadLookup::default();
     let mut slices = Vec::new();
-    for r in resources.values() {
+    let mut kube_endpoints = Vec::new();
+    for r in resources() {
         match r {
             Resource::WorkloadEntry(we) => workload_entries.add(we),
             Resource::EndpointSlice(s) => slices.push(s.as_ref()),
+            Resource::KubeEndpoints(e) => kube_endpoints.push(e.as_ref()),
+            Resource::Pod(p) => workloads.add_pod(p),
+            Resource::Node(n) => workloads.add_node(n),
             _ => {}
         }
     }
-    for r in resources.values() {
+    for r in resources() {
         match r {
             Resource::ServiceEntry(se) => {
                 let candidates = workload_entries.candidates(se);
@@ -58,16 +71,27 @@ pub fn build_snapshot(
                 }
                 snap.destination_rules.insert(host, dr.clone());
             }
-            Resource::WorkloadEntry(_) | Resource::EndpointSlice(_) => {}
+            Resource::WorkloadEntry(_)
+            | Resource::EndpointSlice(_)
+            | Resource::KubeEndpoints(_)
+            | Resource::Pod(_)
+            | Resource::Node(_) => {}
         }
     }
-    for slice in slices {
-        for ep in kube::convert_slice(slice, &snap.services, domain) {
-            snap.endpoints
-                .entry(ep.service.clone())
-                .or_default()
-                .push(ep);
-        }
+    let converted = slices
+        .into_iter()
+        .flat_map(|s| kube::convert_slice(s, &snap.services, &workloads, domain))
+        .chain(
+            kube_endpoints
+                .into_iter()
+                .flat_map(|e| kube::convert_endpoints(e, &snap.services, &workloads, domain)),
+        )
+        .collect::<Vec<_>>();
+    for ep in converted {
+        snap.endpoints
+            .entry(ep.service.clone())
+            .or_default()
+            .push(ep);
     }
     for eps in snap.endpoints.values_mut() {
         eps.sort_by(|a, b| (&a.address, a.port).cmp(&(&b.address, b.port)));
@@ -145,7 +169,7 @@ pub(crate) mod tests {
         let parsed = parse_file(Path::new("t.yaml"), yaml).expect("parses");
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         let map = parsed.resources.into_iter().map(|r| (r.key(), r)).collect();
-        build_snapshot(1, "cluster.local", &map)
+        build_snapshot(1, "cluster.local", &[&map])
     }
 
     #[test]
@@ -229,5 +253,139 @@ ports: [{name: http-api, port: 8080}]
         assert_eq!(eps[0].port, 8080);
         assert_eq!(eps[0].locality.zone, "z1");
         assert_eq!(eps[1].health, mesh_model::HealthStatus::Unhealthy);
+    }
+
+    const SHOP: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-a
+  labels: {topology.kubernetes.io/region: eu-west, topology.kubernetes.io/zone: eu-west-1a}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v1-abc, namespace: shop, labels: {app: reviews, version: v1}}
+spec:
+  serviceAccountName: bookinfo-reviews
+  nodeName: node-a
+  containers: [{name: app, image: reviews}]
+status: {podIP: 10.1.0.7}
+"#;
+
+    #[test]
+    fn core_endpoints_carry_their_pods_labels_account_and_node_locality() {
+        let snap = snapshot_of(&format!(
+            "{SHOP}---\n{}",
+            r#"
+apiVersion: v1
+kind: Endpoints
+metadata: {name: reviews, namespace: shop}
+subsets:
+- addresses:
+  - ip: 10.1.0.7
+    targetRef: {kind: Pod, name: reviews-v1-abc, namespace: shop}
+  - ip: 10.1.0.9
+  notReadyAddresses:
+  - ip: 10.1.0.8
+  ports: [{name: http, port: 9080}, {name: other, port: 1}]
+"#
+        ));
+        let host = Hostname::new("reviews.shop.svc.cluster.local");
+        let eps = snap.endpoints(&host);
+        let found: Vec<(&str, mesh_model::HealthStatus, Option<&str>, &str, &str)> = eps
+            .iter()
+            .map(|e| {
+                (
+                    e.address.as_str(),
+                    e.health,
+                    e.labels.get("version").map(String::as_str),
+                    e.service_account.as_str(),
+                    e.locality.zone.as_str(),
+                )
+            })
+            .collect();
+        use mesh_model::HealthStatus::{Healthy, Unhealthy};
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "10.1.0.7",
+                    Healthy,
+                    Some("v1"),
+                    "bookinfo-reviews",
+                    "eu-west-1a"
+                ),
+                ("10.1.0.8", Unhealthy, None, "", ""),
+                ("10.1.0.9", Healthy, None, "", ""),
+            ],
+            "the port the service does not declare is dropped"
+        );
+        assert_eq!(eps[0].locality.region, "eu-west");
+    }
+
+    // An EndpointSlice as a Kubernetes 1.21+ API server serves it (taken from
+    // `kubectl get endpointslice -o json`, trimmed): the pod is found by IP
+    // when the target reference names no pod the registry knows.
+    #[test]
+    fn endpoint_slices_from_the_api_find_pods_by_reference_or_ip() {
+        let slice_json = r#"{
+          "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+          "metadata": {"name": "reviews-x7k2p", "namespace": "shop", "generateName": "reviews-",
+            "labels": {"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                       "kubernetes.io/service-name": "reviews"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "reviews", "uid": "1b7f", "controller": true, "blockOwnerDeletion": true}],
+            "resourceVersion": "1871", "uid": "a3c1"},
+          "addressType": "IPv4",
+          "endpoints": [
+            {"addresses": ["10.1.0.7"], "conditions": {"ready": true, "serving": true, "terminating": false},
+             "nodeName": "node-a", "targetRef": {"kind": "Pod", "name": "renamed", "namespace": "shop", "uid": "c2"}, "zone": "ignored-when-node-known"},
+            {"addresses": ["10.1.0.10"], "conditions": {"ready": false, "serving": true, "terminating": true}, "zone": "z9"}
+          ],
+          "ports": [{"name": "http", "port": 9080, "protocol": "TCP"}]
+        }"#;
+        let mut resources: BTreeMap<ConfigKey, Resource> = parse_file(Path::new("shop.yaml"), SHOP)
+            .expect("parses")
+            .resources
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
+        let slice = parse_file(Path::new("slice.json"), slice_json).expect("parses");
+        assert!(slice.errors.is_empty(), "{:?}", slice.errors);
+        resources.extend(slice.resources.into_iter().map(|r| (r.key(), r)));
+        let snap = build_snapshot(1, "cluster.local", &[&resources]);
+        let eps = snap.endpoints(&Hostname::new("reviews.shop.svc.cluster.local"));
+        assert_eq!(eps.len(), 2);
+        let by_ip = |ip: &str| eps.iter().find(|e| e.address == ip).expect("endpoint");
+        let known = by_ip("10.1.0.7");
+        assert_eq!(known.labels.get("version").map(String::as_str), Some("v1"));
+        assert_eq!(known.locality.zone, "eu-west-1a");
+        let terminating = by_ip("10.1.0.10");
+        assert_eq!(terminating.health, mesh_model::HealthStatus::Draining);
+        assert_eq!(terminating.locality.zone, "z9");
+    }
+
+    #[test]
+    fn the_first_source_wins_a_key_both_hold() {
+        let parse = |yaml: &str| -> BTreeMap<ConfigKey, Resource> {
+            parse_file(Path::new("t.yaml"), yaml)
+                .expect("parses")
+                .resources
+                .into_iter()
+                .map(|r| (r.key(), r))
+                .collect()
+        };
+        let first = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 80}]}\n");
+        let second = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 81}]}\n");
+        let snap = build_snapshot(1, "cluster.local", &[&first, &second]);
+        let svc = snap
+            .service(&Hostname::new("a.default.svc.cluster.local"))
+            .expect("service");
+        assert_eq!(svc.ports[0].port, 80);
     }
 }

@@ -1,0 +1,116 @@
+//! The Kubernetes adapter: watches an API server (Services, EndpointSlices
+//! or Endpoints, Pods, Nodes, and the Istio networking custom resources) and
+//! publishes what it holds as one more source of the aggregate registry.
+//!
+//! Each kind has its own watch (kube-rs's watcher: list, then watch from the
+//! list's resource version, relisting with backoff when the watch breaks or
+//! the version is too old). All watches feed one store task, which owns the
+//! source's view, publishes it, and sends one event per changed object.
+
+mod client;
+mod convert;
+pub mod discovery;
+mod store;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch as tokio_watch};
+
+use crate::metrics::Metrics;
+use crate::push::UpdateKind;
+use crate::sources::SourceState;
+
+pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
+
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// A kubeconfig file; `None` infers the config as kubectl does
+    /// (`KUBECONFIG`, `~/.kube/config`, then the in-cluster service account).
+    pub kubeconfig: Option<PathBuf>,
+    /// Names this cluster in logs and errors.
+    pub cluster_id: String,
+    pub endpoint_api: EndpointApiChoice,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no Kubernetes client configuration (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account): {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("invalid Kubernetes client configuration: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// How long API discovery waits between attempts while the API server is
+/// unreachable at start.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
+
+/// The running adapter: its published view, and whether every watch has
+/// listed its kind yet.
+pub struct KubeSource {
+    pub state: tokio_watch::Receiver<Arc<SourceState>>,
+    synced: tokio_watch::Receiver<bool>,
+}
+
+impl KubeSource {
+    /// Completes once every watch has listed its kind, so a snapshot built
+    /// from `state` is complete.
+    pub async fn wait_synced(&mut self) {
+        // The sender lives as long as the store task, which never ends on
+        // its own; a closed channel means the runtime is stopping.
+        let _ = self.synced.wait_for(|synced| *synced).await;
+    }
+}
+
+/// Connects, then in the background discovers what the API server serves
+/// (retrying while it is unreachable) and starts every watch. A bad client
+/// configuration fails here; an unreachable server only delays the sync.
+pub async fn start(
+    opts: KubeOptions,
+    events: mpsc::Sender<UpdateKind>,
+    metrics: Metrics,
+) -> Result<KubeSource, KubeError> {
+    let client = client::connect(&opts).await?;
+    let (state_tx, state_rx) = tokio_watch::channel(Arc::new(SourceState::default()));
+    let (synced_tx, synced_rx) = tokio_watch::channel(false);
+    tokio::spawn(async move {
+        let served = loop {
+            match discovery::discover(&client, opts.endpoint_api).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!(cluster = %opts.cluster_id, error = %e, "Kubernetes API discovery failed; retrying");
+                    tokio::time::sleep(DISCOVERY_RETRY).await;
+                }
+            }
+        };
+        tracing::info!(
+            cluster = %opts.cluster_id,
+            endpoints = %served.endpoint_api,
+            istio_kinds = ?served.istio.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+            "watching the Kubernetes API server"
+        );
+        let (tx, rx) = mpsc::channel(1024);
+        let kinds = watch::spawn_all(&client, &served, &opts, tx);
+        store::run(
+            store::Store::new(kinds),
+            rx,
+            state_tx,
+            synced_tx,
+            events,
+            metrics,
+        )
+        .await;
+    });
+    Ok(KubeSource {
+        state: state_rx,
+        synced: synced_rx,
+    })
+}

@@ -1,0 +1,168 @@
+//! One watch per kind. Each turns kube-rs watcher events into store updates:
+//! a full (re)list arrives as one `Listed`, so objects deleted while the
+//! watch was broken disappear, and later events one by one.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource as KubeResource};
+use mesh_model::{ConfigKey, ConfigKind};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::convert::{self, Converted};
+use super::discovery::{EndpointApi, Served};
+use super::KubeOptions;
+
+/// What a watch tells the store.
+#[derive(Debug)]
+pub enum Update {
+    Applied(ConfigKey, Converted),
+    Deleted(ConfigKey),
+    /// Everything of `kind` that exists, after a (re)list.
+    Listed {
+        kind: ConfigKind,
+        items: Vec<(ConfigKey, Converted)>,
+    },
+}
+
+/// Starts a watch for every kind to read; returns the kinds, which the store
+/// waits on before the source counts as synced.
+pub fn spawn_all(
+    client: &Client,
+    served: &Served,
+    opts: &KubeOptions,
+    tx: mpsc::Sender<Update>,
+) -> BTreeSet<ConfigKind> {
+    let mut kinds = BTreeSet::new();
+    let origin = convert::origin(&opts.cluster_id);
+    let mut spawn = |kind, task: tokio::task::JoinHandle<()>| {
+        kinds.insert(kind);
+        drop(task); // watches run for the life of the process
+    };
+    spawn(
+        ConfigKind::Service,
+        watch_kind(
+            Api::<Service>::all(client.clone()),
+            ConfigKind::Service,
+            convert::service,
+            tx.clone(),
+        ),
+    );
+    match served.endpoint_api {
+        EndpointApi::EndpointSlice => spawn(
+            ConfigKind::EndpointSlice,
+            watch_kind(
+                Api::<EndpointSlice>::all(client.clone()),
+                ConfigKind::EndpointSlice,
+                convert::endpoint_slice,
+                tx.clone(),
+            ),
+        ),
+        EndpointApi::Endpoints => spawn(
+            ConfigKind::Endpoints,
+            watch_kind(
+                Api::<Endpoints>::all(client.clone()),
+                ConfigKind::Endpoints,
+                convert::endpoints,
+                tx.clone(),
+            ),
+        ),
+    }
+    let o = origin.clone();
+    spawn(
+        ConfigKind::Pod,
+        watch_kind(
+            Api::<Pod>::all(client.clone()),
+            ConfigKind::Pod,
+            move |p| convert::pod(p, o.clone()),
+            tx.clone(),
+        ),
+    );
+    let o = origin.clone();
+    spawn(
+        ConfigKind::Node,
+        watch_kind(
+            Api::<Node>::all(client.clone()),
+            ConfigKind::Node,
+            move |n| convert::node(n, o.clone()),
+            tx.clone(),
+        ),
+    );
+    for istio in &served.istio {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &istio.api);
+        let resource = istio.api.clone();
+        let o = origin.clone();
+        spawn(
+            istio.kind,
+            watch_kind(
+                api,
+                istio.kind,
+                move |obj| convert::custom_resource(obj, &resource, o.clone()),
+                tx.clone(),
+            ),
+        );
+    }
+    kinds
+}
+
+fn watch_kind<K, F>(
+    api: Api<K>,
+    kind: ConfigKind,
+    convert: F,
+    tx: mpsc::Sender<Update>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: KubeResource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Converted + Send + 'static,
+{
+    tokio::spawn(run(api, kind, convert, tx))
+}
+
+async fn run<K, F>(api: Api<K>, kind: ConfigKind, convert: F, tx: mpsc::Sender<Update>)
+where
+    K: KubeResource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Converted + Send + 'static,
+{
+    let key_of = |obj: &K| {
+        let meta = obj.meta();
+        convert::key(kind, meta.namespace.as_deref(), meta.name.as_deref())
+    };
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    let mut listing: Option<Vec<(ConfigKey, Converted)>> = None;
+    while let Some(event) = stream.next().await {
+        let update = match event {
+            Ok(Event::Init) => {
+                listing = Some(Vec::new());
+                continue;
+            }
+            Ok(Event::InitApply(obj)) => {
+                let key = key_of(&obj);
+                listing
+                    .get_or_insert_with(Vec::new)
+                    .push((key, convert(obj)));
+                continue;
+            }
+            Ok(Event::InitDone) => Update::Listed {
+                kind,
+                items: listing.take().unwrap_or_default(),
+            },
+            Ok(Event::Apply(obj)) => Update::Applied(key_of(&obj), convert(obj)),
+            Ok(Event::Delete(obj)) => Update::Deleted(key_of(&obj)),
+            Err(e) => {
+                tracing::warn!(%kind, error = %e, "Kubernetes watch failed; resuming with backoff");
+                continue;
+            }
+        };
+        if tx.send(update).await.is_err() {
+            return; // the store is gone: shutting down
+        }
+    }
+}
