@@ -12,15 +12,23 @@ DEST=${1:-$PWD/.tools/kube}
 K8S_VERSION=v1.20.2
 DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 STAMP="$DEST/bin/.kube-apiserver-$K8S_VERSION"
-
-if [ -x "$DEST/bin/kube-apiserver" ] && [ -f "$STAMP" ] && command -v etcd >/dev/null; then
-  echo "kube-apiserver $K8S_VERSION: $DEST/bin/kube-apiserver"
-  exit 0
-fi
+# The API server refuses loopback addresses in Endpoints, so the tests' pods
+# get a documentation address (TEST-NET-1) on the loopback interface: it
+# never leaves this machine.
+POD_IP=192.0.2.10
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
   SUDO=sudo
+fi
+
+if ! ip -4 addr show dev lo | grep -q "inet $POD_IP/"; then
+  $SUDO ip addr add "$POD_IP/32" dev lo
+fi
+
+if [ -x "$DEST/bin/kube-apiserver" ] && [ -f "$STAMP" ] && command -v etcd >/dev/null; then
+  echo "kube-apiserver $K8S_VERSION: $DEST/bin/kube-apiserver"
+  exit 0
 fi
 
 packages=(etcd-server etcd-client golang-1.19-go rsync jq make dpkg-dev

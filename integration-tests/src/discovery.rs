@@ -40,16 +40,36 @@ impl Discovery {
         log: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let mut args = vec!["--config-dir", path_str(config_dir)?];
+        args.extend_from_slice(extra);
+        let mut d = Self::spawn(grpc, log, &args)?;
+        d.wait_ready().await?;
+        Ok(d)
+    }
+
+    /// Starts pilot-discovery with exactly `args` (besides its addresses)
+    /// and does not wait for it to be ready.
+    pub fn spawn(grpc: u16, log: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let (http, monitoring) = (free_port()?, free_port()?);
         let mut cmd = Command::new(workspace_binary("pilot-discovery")?);
-        cmd.args(["discovery", "--config-dir"])
-            .arg(config_dir)
+        cmd.arg("discovery")
             .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
             .args(["--http-addr", &format!("127.0.0.1:{http}")])
             .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring}")])
-            .args(extra);
-        let mut proc = Proc::spawn("pilot-discovery", cmd, log)?;
-        let ready_addr = SocketAddr::from(([127, 0, 0, 1], http));
+            .args(args);
+        let proc = Proc::spawn("pilot-discovery", cmd, log)?;
+        Ok(Discovery {
+            proc,
+            grpc,
+            http,
+            monitoring,
+        })
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let ready_addr = SocketAddr::from(([127, 0, 0, 1], self.http));
+        let proc = &mut self.proc;
         wait::until("pilot-discovery /ready", STARTUP, || {
             let running = proc.check_running();
             async move {
@@ -60,13 +80,7 @@ impl Discovery {
                 Ok((r.status == 200).then_some(()))
             }
         })
-        .await?;
-        Ok(Discovery {
-            proc,
-            grpc,
-            http,
-            monitoring,
-        })
+        .await
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -89,6 +103,11 @@ impl Discovery {
         let text = self.get("/metrics").await?.body;
         Ok(metric_value(&text, series).unwrap_or(0.0))
     }
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", p.display()))
 }
 
 pub async fn get_on(port: u16, path: &str) -> anyhow::Result<http_client::Response> {

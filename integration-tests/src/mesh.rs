@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
 use pilot_agent::http_client;
 use serde_json::Value;
 
-use crate::binaries::{envoy, workspace_binary};
+use crate::binaries::envoy;
 use crate::discovery::Discovery;
 use crate::ports::{ensure_free, free_port};
 use crate::process::Proc;
+use crate::sidecar::{agent_command, SidecarPorts};
 use crate::upstream::Upstream;
 use crate::wait;
 
@@ -178,30 +178,24 @@ impl Mesh {
         let discovery =
             Discovery::start(&config_dir, &work.path().join("discovery.log"), &[]).await?;
 
-        let mut cmd = Command::new(workspace_binary("pilot-agent")?);
-        cmd.args(["proxy", "sidecar"])
-            .args([
-                "--discovery-address",
-                &format!("127.0.0.1:{}", discovery.grpc),
-            ])
-            .args(["--xds-type", xds.flag()])
-            .arg("--envoy-binary")
-            .arg(match &opts.envoy_binary {
-                Some(b) => b.clone(),
-                None => envoy()?,
-            })
-            .arg("--config-path")
-            .arg(work.path().join("proxy"))
-            .args(["--admin-port", &ports.admin.to_string()])
-            .args(["--status-port", &ports.status.to_string()])
-            .args(["--stats-port", &ports.stats.to_string()])
-            .args(["--readiness-port", &ports.readiness.to_string()])
-            .args(["--bind-address", "127.0.0.1"])
-            .args(["--concurrency", "1"])
-            .env("POD_NAME", "productpage-v1-0")
-            .env("POD_NAMESPACE", "default")
-            .env("INSTANCE_IP", "127.0.0.1")
-            .env("ISTIO_META_INTERCEPTION_MODE", "NONE");
+        let envoy_binary = match &opts.envoy_binary {
+            Some(b) => b.clone(),
+            None => envoy()?,
+        };
+        let mut cmd = agent_command(
+            discovery.grpc,
+            xds,
+            &envoy_binary,
+            &work.path().join("proxy"),
+            SidecarPorts {
+                admin: ports.admin,
+                status: ports.status,
+                stats: ports.stats,
+                readiness: ports.readiness,
+            },
+            "productpage-v1-0",
+            "default",
+        )?;
         if !opts
             .agent_args
             .iter()

@@ -20,9 +20,14 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(port: u16, version: &str) -> anyhow::Result<Upstream> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        Self::start_on("127.0.0.1", port, version).await
+    }
+
+    /// As [`Upstream::start`], on `ip` (an address of the loopback interface).
+    pub async fn start_on(ip: &str, port: u16, version: &str) -> anyhow::Result<Upstream> {
+        let listener = tokio::net::TcpListener::bind((ip, port))
             .await
-            .with_context(|| format!("upstream {version} cannot listen on 127.0.0.1:{port}"))?;
+            .with_context(|| format!("upstream {version} cannot listen on {ip}:{port}"))?;
         let addr = listener.local_addr()?;
         let body = version.to_string();
         let in_flight = Arc::new(AtomicUsize::new(0));

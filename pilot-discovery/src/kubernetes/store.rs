@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 1024;
 pub struct Store {
     resources: BTreeMap<ConfigKey, Resource>,
     errors: BTreeMap<ConfigKey, SourceError>,
+    /// The errors changed since the view was last published.
+    errors_changed: bool,
     waiting: BTreeSet<ConfigKind>,
 }
 
@@ -31,6 +33,7 @@ impl Store {
         Store {
             resources: BTreeMap::new(),
             errors: BTreeMap::new(),
+            errors_changed: false,
             waiting: kinds,
         }
     }
@@ -45,7 +48,7 @@ impl Store {
         match update {
             Update::Applied(key, converted) => self.put(key, converted, &mut changed),
             Update::Deleted(key) => {
-                self.errors.remove(&key);
+                self.clear_error(&key);
                 if self.resources.remove(&key).is_some() {
                     changed.push(key.kind);
                 }
@@ -61,7 +64,7 @@ impl Store {
                     .cloned()
                     .collect();
                 for key in gone {
-                    self.errors.remove(&key);
+                    self.clear_error(&key);
                     if self.resources.remove(&key).is_some() {
                         changed.push(kind);
                     }
@@ -77,7 +80,7 @@ impl Store {
     fn put(&mut self, key: ConfigKey, converted: Converted, changed: &mut Vec<ConfigKind>) {
         match converted {
             Ok(resource) => {
-                self.errors.remove(&key);
+                self.clear_error(&key);
                 if self.resources.get(&key) != Some(&resource) {
                     self.resources.insert(key.clone(), resource);
                     changed.push(key.kind);
@@ -88,10 +91,23 @@ impl Store {
                 let error = SourceError::from(&e);
                 if self.errors.get(&key).map(|old| &old.error) != Some(&error.error) {
                     tracing::error!(resource = %key, "invalid config: {e}; its last good version stays in force");
+                    self.errors_changed = true;
                 }
                 self.errors.insert(key, error);
             }
         }
+    }
+
+    fn clear_error(&mut self, key: &ConfigKey) {
+        if self.errors.remove(key).is_some() {
+            self.errors_changed = true;
+        }
+    }
+
+    /// The view to publish, and forgets that errors changed.
+    pub fn publish(&mut self) -> SourceState {
+        self.errors_changed = false;
+        self.state()
     }
 
     pub fn state(&self) -> SourceState {
@@ -124,10 +140,10 @@ pub async fn run(
             }
             batch += 1;
         }
-        if changed.is_empty() && was_synced {
+        if changed.is_empty() && !store.errors_changed && was_synced {
             continue;
         }
-        state.send_replace(Arc::new(store.state()));
+        state.send_replace(Arc::new(store.publish()));
         if !was_synced {
             if store.synced() {
                 synced.send_replace(true);
@@ -186,9 +202,11 @@ mod tests {
 
         // An invalid edit of `a` keeps its last good version and is reported.
         let (a, _) = svc("a", 80);
+        store.publish();
         assert!(store
             .apply(Update::Applied(a.clone(), invalid(&a)))
             .is_empty());
+        assert!(store.errors_changed, "a new error is published");
         assert!(store.resources.contains_key(&a));
         assert_eq!(store.state().errors.len(), 1);
 

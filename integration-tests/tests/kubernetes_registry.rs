@@ -1,0 +1,597 @@
+//! The Kubernetes registry against a real API server (kube-apiserver v1.20.2
+//! on etcd, `make kube-tools`): objects created through the kube client,
+//! pilot-discovery watching them, and a real Envoy routing real requests.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use integration_tests::binaries::envoy;
+use integration_tests::discovery::Discovery;
+use integration_tests::kube_api::{create_yaml, manifests_dir, KubeApi, PILOT_SA_TOKEN, POD_IP};
+use integration_tests::mesh::Xds;
+use integration_tests::ports::free_port;
+use integration_tests::process::Proc;
+use integration_tests::sidecar::{agent_command, SidecarPorts};
+use integration_tests::upstream::Upstream;
+use integration_tests::wait;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use pilot_agent::http_client;
+use serde_json::{json, Value};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn host(name: &str, ns: &str) -> String {
+    format!("{name}.{ns}.svc.cluster.local")
+}
+
+/// A Service with one HTTP port.
+fn service(name: &str, ns: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec:\n  ports: [{{name: http, port: {port}}}]\n---\n"
+    )
+}
+
+/// Endpoints with one subset per (pod, port): each upstream is its own pod.
+fn endpoints(name: &str, ns: &str, pods: &[(&str, u16)]) -> Value {
+    let subsets: Vec<Value> = pods
+        .iter()
+        .map(|(pod, port)| {
+            json!({
+                "addresses": [{"ip": POD_IP, "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}],
+                "ports": [{"name": "http", "port": port}]
+            })
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": name, "namespace": ns},
+        "subsets": subsets
+    })
+}
+
+fn pod(name: &str, ns: &str, version: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: reviews, version: {version}}}\n\
+         spec:\n  nodeName: {node}\n  serviceAccountName: reviews\n  containers: [{{name: app, image: reviews}}]\n---\n"
+    )
+}
+
+fn vs_api() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
+        "virtualservices",
+    )
+}
+
+fn route_to(subset: &str) -> Value {
+    json!({"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": subset}}]}]})
+}
+
+/// The sidecar: pilot-agent and Envoy in local mode, as pod `sleep` in `ns`.
+fn start_sidecar(grpc: u16, dir: &Path, ns: &str) -> anyhow::Result<Proc> {
+    let cmd = agent_command(
+        grpc,
+        Xds::Delta,
+        &envoy()?,
+        &dir.join("proxy"),
+        SidecarPorts::free()?,
+        "sleep",
+        ns,
+    )?;
+    Proc::spawn("pilot-agent", cmd, &dir.join("agent.log"))
+}
+
+/// The bodies `n` requests to `host` on `port` through the sidecar get.
+async fn bodies(port: u16, host: &str, n: usize) -> Result<BTreeSet<String>, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut seen = BTreeSet::new();
+    for _ in 0..n {
+        let r = http_client::get(addr, host, "/", REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(format!("HTTP {}: {}", r.status, r.body.trim()));
+        }
+        seen.insert(r.body.trim().to_string());
+    }
+    Ok(seen)
+}
+
+/// Waits until 20 requests through the sidecar get exactly `expected` bodies.
+async fn wait_bodies(port: u16, host: &str, expected: &[&str]) -> anyhow::Result<()> {
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    wait::until(
+        &format!("{host} to answer with {expected:?}"),
+        CONVERGE,
+        || {
+            let expected = expected.clone();
+            async move {
+                let seen = bodies(port, host, 20).await?;
+                if seen == expected {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("got {seen:?}"))
+                }
+            }
+        },
+    )
+    .await
+}
+
+async fn pushes(d: &Discovery, kind: &str) -> f64 {
+    d.metric(&format!("pilot_xds_pushes{{type=\"{kind}\"}}"))
+        .await
+        .unwrap_or(0.0)
+}
+
+async fn config_errors(d: &Discovery) -> anyhow::Result<Vec<String>> {
+    let configz = d.json("/debug/configz").await?;
+    Ok(configz["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["error"].as_str().unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Services, Endpoints, Pods, Nodes and Istio custom resources created in a
+/// real API server become routes a real Envoy serves; each kind of change
+/// reaches Envoy with the push it needs: an endpoint or pod label change as
+/// EDS alone, a custom resource or Service change as a config push; a
+/// malformed custom resource is rejected alone and its last good version
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_objects_route_real_traffic_and_changes_push_what_they_need() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let crds = std::fs::read_to_string(manifests_dir().join("crds.yaml")).expect("crds.yaml");
+    create_yaml(&client, &crds).await.expect("CRDs");
+
+    let ns = "shop";
+    let v1 = Upstream::start_on(POD_IP, free_port().expect("port"), "v1")
+        .await
+        .expect("v1");
+    let v2 = Upstream::start_on(POD_IP, free_port().expect("port"), "v2")
+        .await
+        .expect("v2");
+    let v2b = Upstream::start_on(POD_IP, free_port().expect("port"), "v2b")
+        .await
+        .expect("v2b");
+    let ratings = Upstream::start_on(POD_IP, free_port().expect("port"), "ratings")
+        .await
+        .expect("ratings");
+    let svc_port = free_port().expect("port");
+    let objects = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: v1\nkind: Node\nmetadata:\n  name: node-a\n  labels: {{topology.kubernetes.io/region: eu-west, topology.kubernetes.io/zone: eu-west-1a}}\n---\n\
+         {}{}{}\
+         apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: {ns}}}\n\
+         spec:\n  host: reviews\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: {ns}}}\n\
+         spec: {}\n",
+        pod("reviews-v1", ns, "v1", "node-a"),
+        pod("reviews-v2", ns, "v2", "node-a"),
+        service("reviews", ns, svc_port),
+        route_to("v2"),
+    );
+    create_yaml(&client, &objects).await.expect("objects");
+    let eps_api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+    let eps: Endpoints = serde_json::from_value(endpoints(
+        "reviews",
+        ns,
+        &[
+            ("reviews-v1", v1.addr.port()),
+            ("reviews-v2", v2.addr.port()),
+        ],
+    ))
+    .expect("endpoints");
+    eps_api
+        .create(&Default::default(), &eps)
+        .await
+        .expect("create endpoints");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let folder = work.path().join("config");
+    std::fs::create_dir(&folder).expect("config folder");
+    let kubeconfig = api.kubeconfig.to_str().expect("utf-8 path").to_string();
+    let discovery = Discovery::start(
+        &folder,
+        &work.path().join("discovery.log"),
+        &[
+            "--registries",
+            "ConfigFolder,Kubernetes",
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+    )
+    .await
+    .expect("discovery");
+    let mut sidecar = start_sidecar(discovery.grpc, work.path(), ns).expect("sidecar");
+    let reviews = host("reviews", ns);
+
+    // The VirtualService picks subset v2, which the DestinationRule defines
+    // by a label only the Pod carries: the Endpoints name the pods.
+    wait_bodies(svc_port, &reviews, &["v2"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sidecar.log()));
+    let registry = discovery.json("/debug/endpointz").await.expect("endpointz");
+    let text = registry.to_string();
+    assert!(
+        text.contains("eu-west-1a") && text.contains("reviews"),
+        "endpoints carry the node's locality and the pod's service account: {text}"
+    );
+
+    // An endpoint change: EDS only.
+    let (cds, lds) = (
+        pushes(&discovery, "cds").await,
+        pushes(&discovery, "lds").await,
+    );
+    let eds = pushes(&discovery, "eds").await;
+    let moved = endpoints(
+        "reviews",
+        ns,
+        &[
+            ("reviews-v1", v1.addr.port()),
+            ("reviews-v2", v2b.addr.port()),
+        ],
+    );
+    eps_api
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect("patch endpoints");
+    wait_bodies(svc_port, &reviews, &["v2b"])
+        .await
+        .expect("endpoint change");
+    assert!(pushes(&discovery, "eds").await > eds, "EDS was pushed");
+    assert_eq!(
+        pushes(&discovery, "cds").await,
+        cds,
+        "no CDS push for endpoints"
+    );
+    assert_eq!(
+        pushes(&discovery, "lds").await,
+        lds,
+        "no LDS push for endpoints"
+    );
+
+    // A custom resource change: a config push.
+    let vs_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vs_api());
+    vs_api
+        .patch(
+            "reviews",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": route_to("v1")})),
+        )
+        .await
+        .expect("patch VirtualService");
+    wait_bodies(svc_port, &reviews, &["v1"])
+        .await
+        .expect("route change");
+
+    // A pod label change moves its endpoint into another subset: EDS only.
+    let cds = pushes(&discovery, "cds").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.patch(
+        "reviews-v2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"version": "v1"}}})),
+    )
+    .await
+    .expect("relabel pod");
+    wait_bodies(svc_port, &reviews, &["v1", "v2b"])
+        .await
+        .expect("pod label change");
+    assert_eq!(
+        pushes(&discovery, "cds").await,
+        cds,
+        "no CDS push for a pod label"
+    );
+
+    // A malformed edit of the VirtualService is rejected alone: the last
+    // good version keeps routing, and the error names resource and field.
+    vs_api
+        .patch(
+            "reviews",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}, "weight": "half"}]}]}})),
+        )
+        .await
+        .expect("patch VirtualService");
+    let error = wait::until("the bad VirtualService to be reported", CONVERGE, || {
+        let d = &discovery;
+        async move {
+            let errors = config_errors(d).await.map_err(|e| e.to_string())?;
+            Ok(errors
+                .into_iter()
+                .find(|e| e.contains("VirtualService shop/reviews")))
+        }
+    })
+    .await
+    .expect("error reported");
+    assert!(
+        error.contains("kubernetes://Kubernetes") && error.contains("spec.http[0].route[0].weight"),
+        "{error}"
+    );
+    assert_eq!(
+        bodies(svc_port, &reviews, 20).await.expect("requests"),
+        BTreeSet::from(["v1".to_string(), "v2b".to_string()]),
+        "the last good VirtualService still routes"
+    );
+
+    // A new Service (and its endpoints) reaches the proxy, while the bad
+    // VirtualService is still rejected.
+    let ratings_port = free_port().expect("port");
+    create_yaml(&client, &service("ratings", ns, ratings_port))
+        .await
+        .expect("ratings service");
+    let ratings_eps: Endpoints = serde_json::from_value(endpoints(
+        "ratings",
+        ns,
+        &[("ratings-1", ratings.addr.port())],
+    ))
+    .expect("endpoints");
+    eps_api
+        .create(&Default::default(), &ratings_eps)
+        .await
+        .expect("ratings endpoints");
+    wait_bodies(ratings_port, &host("ratings", ns), &["ratings"])
+        .await
+        .expect("new service");
+
+    // Fixing the VirtualService applies it: reviews now goes to ratings.
+    let to_ratings =
+        json!({"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "ratings"}}]}]});
+    vs_api
+        .patch(
+            "reviews",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": to_ratings })),
+        )
+        .await
+        .expect("fix VirtualService");
+    wait_bodies(svc_port, &reviews, &["ratings"])
+        .await
+        .expect("fixed route");
+    assert!(config_errors(&discovery).await.expect("configz").is_empty());
+
+    // Deleting the Service removes its routes.
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    services
+        .delete("ratings", &DeleteParams::default())
+        .await
+        .expect("delete service");
+    wait::until("ratings to be gone", CONVERGE, || async {
+        Ok(bodies(ratings_port, &host("ratings", ns), 1)
+            .await
+            .is_err()
+            .then_some(()))
+    })
+    .await
+    .expect("deleted service");
+    sidecar.check_running().expect("sidecar still running");
+}
+
+/// The API server stops; while it is down the proxy keeps its config and
+/// discovery stays ready. Changes made meanwhile through another API server
+/// on the same etcd (an update, an addition, a deletion), with etcd's history
+/// compacted so the old watch position is gone (410), are all there once the
+/// first API server is back: nothing lost, nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_converge_after_the_api_server_restarts() {
+    let mut api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let ns = "default";
+    let one = Upstream::start_on(POD_IP, free_port().expect("port"), "one")
+        .await
+        .expect("one");
+    let two = Upstream::start_on(POD_IP, free_port().expect("port"), "two")
+        .await
+        .expect("two");
+    let (reviews_port, gone_port, extra_port) = (
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+    );
+    let objects = format!(
+        "{}{}",
+        service("reviews", ns, reviews_port),
+        service("gone", ns, gone_port)
+    );
+    create_yaml(&client, &objects).await.expect("objects");
+    let eps_api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+    for (name, port) in [("reviews", one.addr.port()), ("gone", one.addr.port())] {
+        let e: Endpoints =
+            serde_json::from_value(endpoints(name, ns, &[("p", port)])).expect("endpoints");
+        eps_api
+            .create(&Default::default(), &e)
+            .await
+            .expect("endpoints");
+    }
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig.to_str().expect("utf-8 path").to_string();
+    let discovery_log = work.path().join("discovery.log");
+    let mut discovery = Discovery::spawn(
+        free_port().expect("port"),
+        &discovery_log,
+        &["--registries", "Kubernetes", "--kubeconfig", &kubeconfig],
+    )
+    .expect("discovery");
+    discovery.wait_ready().await.expect("ready");
+    let _sidecar = start_sidecar(discovery.grpc, work.path(), ns).expect("sidecar");
+    wait_bodies(reviews_port, &host("reviews", ns), &["one"])
+        .await
+        .expect("first route");
+    wait_bodies(gone_port, &host("gone", ns), &["one"])
+        .await
+        .expect("second route");
+
+    api.stop_apiserver();
+    wait::until("discovery to see the watch fail", CONVERGE, || {
+        let log = std::fs::read_to_string(&discovery_log).unwrap_or_default();
+        async move { Ok(log.contains("Kubernetes watch failed").then_some(())) }
+    })
+    .await
+    .expect("watch failure logged");
+    assert_eq!(
+        bodies(reviews_port, &host("reviews", ns), 5).await,
+        Ok(BTreeSet::from(["one".to_string()])),
+        "Envoy keeps its config while the API server is down"
+    );
+    let ready = discovery.get("/ready").await.expect("ready");
+    assert_eq!(ready.status, 200, "discovery keeps serving its last view");
+
+    // Changes through a second API server on the same etcd.
+    let other_port = free_port().expect("port");
+    let mut other = api
+        .start_apiserver(other_port)
+        .await
+        .expect("second API server");
+    let other_kubeconfig = api
+        .kubeconfig_with_token("other", "pilot-tests-admin")
+        .expect("kubeconfig");
+    let text = std::fs::read_to_string(&other_kubeconfig)
+        .expect("kubeconfig")
+        .replace(&format!(":{}", api.port), &format!(":{other_port}"));
+    std::fs::write(&other_kubeconfig, text).expect("kubeconfig");
+    let other_client = {
+        let file = kube::config::Kubeconfig::read_from(&other_kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    };
+    let other_eps: Api<Endpoints> = Api::namespaced(other_client.clone(), ns);
+    let moved = endpoints("reviews", ns, &[("p", two.addr.port())]);
+    other_eps
+        .patch("reviews", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect("update");
+    Api::<Service>::namespaced(other_client.clone(), ns)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete");
+    create_yaml(&other_client, &service("extra", ns, extra_port))
+        .await
+        .expect("add");
+    let e: Endpoints = serde_json::from_value(endpoints("extra", ns, &[("p", two.addr.port())]))
+        .expect("endpoints");
+    other_eps
+        .create(&Default::default(), &e)
+        .await
+        .expect("add endpoints");
+    api.compact_etcd().expect("compact");
+    other.stop();
+
+    api.restart_apiserver().await.expect("restart");
+    wait_bodies(reviews_port, &host("reviews", ns), &["two"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", api.logs()));
+    wait_bodies(extra_port, &host("extra", ns), &["two"])
+        .await
+        .expect("added service");
+    wait::until("the deleted service to be gone", CONVERGE, || async {
+        Ok(bodies(gone_port, &host("gone", ns), 1)
+            .await
+            .is_err()
+            .then_some(()))
+    })
+    .await
+    .expect("deleted service");
+    let configz = discovery.json("/debug/configz").await.expect("configz");
+    let services: Vec<&str> = configz["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "Service" && r["namespace"] == ns)
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        services,
+        vec!["extra", "kubernetes", "reviews"],
+        "{configz}"
+    );
+    let endpointz = discovery.json("/debug/endpointz").await.expect("endpointz");
+    let reviews_eps = endpointz["endpoints"][host("reviews", ns)]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(reviews_eps, Some(1), "no endpoint left behind: {endpointz}");
+}
+
+/// The manifests are accepted by a real API server, and pilot-discovery
+/// running as their ServiceAccount, with their ClusterRole, syncs every
+/// watch. Before the role is bound its watches are refused and `/ready`
+/// stays 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_apply_and_their_role_is_all_discovery_needs() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let read = |name: &str| {
+        std::fs::read_to_string(manifests_dir().join(name))
+            .unwrap_or_else(|e| panic!("manifests/{name}: {e}"))
+    };
+    create_yaml(&client, &read("crds.yaml"))
+        .await
+        .expect("CRDs");
+    create_yaml(&client, &service("reviews", "default", 9080))
+        .await
+        .expect("service");
+
+    // The 1.20 server serves no discovery.k8s.io/v1: Endpoints are watched.
+    let served = pilot_discovery::kubernetes::discovery::discover(
+        &client,
+        pilot_discovery::kubernetes::EndpointApiChoice::Auto,
+    )
+    .await
+    .expect("discovery");
+    assert_eq!(
+        served.endpoint_api,
+        pilot_discovery::kubernetes::EndpointApi::Endpoints
+    );
+    assert_eq!(served.istio.len(), 4, "{:?}", served.istio);
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api
+        .kubeconfig_with_token("pilot", PILOT_SA_TOKEN)
+        .expect("kubeconfig");
+    let log = work.path().join("discovery.log");
+    let mut discovery = Discovery::spawn(
+        free_port().expect("port"),
+        &log,
+        &[
+            "--registries",
+            "Kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8 path"),
+        ],
+    )
+    .expect("discovery");
+    wait::until("a refused watch", CONVERGE, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { Ok(text.contains("Kubernetes watch failed").then_some(())) }
+    })
+    .await
+    .expect("watch refused before the role is bound");
+    let ready = discovery.get("/ready").await.expect("ready");
+    assert_eq!(ready.status, 503, "not ready before every watch has synced");
+
+    create_yaml(&client, &read("rbac.yaml"))
+        .await
+        .expect("rbac");
+    discovery.wait_ready().await.expect("ready with the role");
+    let configz = discovery.json("/debug/configz").await.expect("configz");
+    assert!(configz.to_string().contains("\"reviews\""), "{configz}");
+
+    create_yaml(&client, &read("discovery.yaml"))
+        .await
+        .expect("discovery manifests");
+    create_yaml(&client, &read("sidecar-example.yaml"))
+        .await
+        .expect("sidecar example");
+}
