@@ -17,8 +17,9 @@ use crate::registry::kube::{NodeInfo, PodInfo};
 use crate::resource::{strip_volatile, Resource};
 
 /// What one watched object becomes: a resource, or the error that rejects it
-/// (its last good version, if any, stays in force).
-pub type Converted = Result<Resource, ConfigError>;
+/// (its last good version, if any, stays in force). Boxed: errors are rare
+/// and a watch event should stay small.
+pub type Converted = Result<Resource, Box<ConfigError>>;
 
 /// Where errors about objects of this cluster say they come from.
 pub fn origin(cluster_id: &str) -> PathBuf {
@@ -33,14 +34,14 @@ pub fn key(kind: ConfigKind, namespace: Option<&str>, name: Option<&str>) -> Con
     }
 }
 
-fn missing_name(kind: ConfigKind, origin: PathBuf) -> ConfigError {
-    ConfigError {
+fn missing_name(kind: ConfigKind, origin: PathBuf) -> Box<ConfigError> {
+    Box::new(ConfigError {
         file: origin,
         document: None,
         resource: Some(key(kind, None, None)),
         field: Some("metadata.name".into()),
         message: "is required".into(),
-    }
+    })
 }
 
 pub fn service(mut s: Service) -> Converted {
@@ -73,12 +74,14 @@ pub fn node(n: Node, origin: PathBuf) -> Converted {
 
 /// An Istio custom resource, validated as the config folder validates it.
 pub fn custom_resource(obj: DynamicObject, api: &ApiResource, origin: PathBuf) -> Converted {
-    let mut value = serde_json::to_value(&obj).map_err(|e| ConfigError {
-        file: origin.clone(),
-        document: None,
-        resource: None,
-        field: None,
-        message: format!("cannot re-encode {}: {e}", api.kind),
+    let mut value = serde_json::to_value(&obj).map_err(|e| {
+        Box::new(ConfigError {
+            file: origin.clone(),
+            document: None,
+            resource: None,
+            field: None,
+            message: format!("cannot re-encode {}: {e}", api.kind),
+        })
     })?;
     if let Value::Object(map) = &mut value {
         // List items may come without their type; the watch knows it.
@@ -94,7 +97,7 @@ pub fn custom_resource(obj: DynamicObject, api: &ApiResource, origin: PathBuf) -
             }
         }
     }
-    parse_object(value).map_err(|e| ConfigError { file: origin, ..e })
+    parse_object(value).map_err(|e| Box::new(ConfigError { file: origin, ..e }))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl Store {
             }
             Err(e) => {
                 // Logged once per distinct problem; a resync repeats it silently.
-                let error = SourceError::from(&e);
+                let error = SourceError::from(e.as_ref());
                 if self.errors.get(&key).map(|old| &old.error) != Some(&error.error) {
                     tracing::error!(resource = %key, "invalid config: {e}; its last good version stays in force");
                     self.errors_changed = true;
@@ -180,13 +180,13 @@ mod tests {
     }
 
     fn invalid(key: &ConfigKey) -> Converted {
-        Err(ConfigError {
+        Err(Box::new(ConfigError {
             file: PathBuf::from("kubernetes://test"),
             document: None,
             resource: Some(key.clone()),
             field: Some("spec".into()),
             message: "bad".into(),
-        })
+        }))
     }
 
     #[test]
