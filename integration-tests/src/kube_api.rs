@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{Discovery, Scope};
@@ -120,6 +121,24 @@ impl KubeApi {
             work,
         };
         api.apiserver = Some(api.start_apiserver(port).await?);
+        // The API server creates the `default` namespace and the
+        // `kubernetes` Service shortly after it is ready; tests rely on both.
+        let client = api.client().await?;
+        wait::until(
+            "the default namespace and kubernetes Service",
+            STARTUP,
+            || {
+                let services: Api<Service> = Api::namespaced(client.clone(), "default");
+                async move {
+                    let found = services
+                        .get_opt("kubernetes")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(found.map(|_| ()))
+                }
+            },
+        )
+        .await?;
         Ok(api)
     }
 
