@@ -137,16 +137,29 @@ pub async fn run_folder(
             Vec::new()
         };
         state.send_replace(after);
-        for kind in kinds {
-            metrics
-                .inbound_updates
-                .with_label_values(&[kind.label()])
-                .inc();
-            if events.send(kind).await.is_err() {
-                return;
-            }
+        if !send_events(kinds, &events, &metrics).await {
+            return;
         }
     }
+}
+
+/// Counts and sends one event per changed resource to the debouncer; false
+/// once the debouncer is gone (shutting down).
+pub async fn send_events(
+    kinds: impl IntoIterator<Item = UpdateKind>,
+    events: &mpsc::Sender<UpdateKind>,
+    metrics: &Metrics,
+) -> bool {
+    for kind in kinds {
+        metrics
+            .inbound_updates
+            .with_label_values(&[kind.label()])
+            .inc();
+        if events.send(kind).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// The first load of the folder, before the server is ready.

@@ -13,7 +13,7 @@ use super::watch::Update;
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
 use crate::resource::Resource;
-use crate::sources::{update_kind, SourceError, SourceState};
+use crate::sources::{send_events, update_kind, SourceError, SourceState};
 
 /// Most updates folded into one publication: bounds how stale the published
 /// view gets while a large relist is being applied.
@@ -150,15 +150,8 @@ pub async fn run(
             }
             continue;
         }
-        for kind in changed {
-            let kind = update_kind(kind);
-            metrics
-                .inbound_updates
-                .with_label_values(&[kind.label()])
-                .inc();
-            if events.send(kind).await.is_err() {
-                return;
-            }
+        if !send_events(changed.into_iter().map(update_kind), &events, &metrics).await {
+            return;
         }
     }
 }
