@@ -595,3 +595,74 @@ async fn manifests_apply_and_their_role_is_all_discovery_needs() {
         .await
         .expect("sidecar example");
 }
+
+/// Istio's CRDs installed after pilot-discovery started are noticed (with
+/// only the manifests' role) and their resources read, with no restart; a
+/// bad one among them is rejected alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_crds_installed_later_are_read_without_a_restart() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let rbac = std::fs::read_to_string(manifests_dir().join("rbac.yaml")).expect("rbac.yaml");
+    create_yaml(&client, &rbac).await.expect("rbac");
+    let work = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api
+        .kubeconfig_with_token("pilot", PILOT_SA_TOKEN)
+        .expect("kubeconfig");
+    let mut discovery = Discovery::spawn(
+        free_port().expect("port"),
+        &work.path().join("discovery.log"),
+        &[
+            "--registries",
+            "Kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8 path"),
+        ],
+    )
+    .expect("discovery");
+    discovery
+        .wait_ready()
+        .await
+        .expect("ready without the CRDs");
+
+    let crds = std::fs::read_to_string(manifests_dir().join("crds.yaml")).expect("crds.yaml");
+    create_yaml(&client, &crds).await.expect("CRDs");
+    let resources = format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: good, namespace: default}}\nspec: {}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: bad, namespace: default}}\nspec: {{host: reviews, subsets: [{{name: v1}}], trafficPolicy: 7}}\n",
+        route_to("v1")
+    );
+    create_yaml(&client, &resources)
+        .await
+        .expect("custom resources");
+    let (kinds, errors) = wait::until("the custom resources to be read", CONVERGE, || {
+        let d = &discovery;
+        async move {
+            let configz = d.json("/debug/configz").await.map_err(|e| e.to_string())?;
+            let kinds: Vec<String> = configz["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["namespace"] == "default" && r["kind"] != "Service")
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r["kind"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            let errors = config_errors(d).await.map_err(|e| e.to_string())?;
+            Ok((!kinds.is_empty() && !errors.is_empty()).then_some((kinds, errors)))
+        }
+    })
+    .await
+    .expect("custom resources read");
+    assert_eq!(kinds, vec!["VirtualService good".to_string()]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("DestinationRule default/bad")
+            && errors[0].contains("spec.trafficPolicy"),
+        "{errors:?}"
+    );
+}

@@ -10,10 +10,10 @@ use kube::Client;
 use mesh_model::ConfigKind;
 
 const DISCOVERY_GROUP: &str = "discovery.k8s.io";
-const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
+pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
 
 /// The Istio kinds the model reads.
-const ISTIO_KINDS: [ConfigKind; 4] = [
+pub const ISTIO_KINDS: [ConfigKind; 4] = [
     ConfigKind::VirtualService,
     ConfigKind::DestinationRule,
     ConfigKind::ServiceEntry,
@@ -157,7 +157,7 @@ pub async fn discover(client: &Client, choice: EndpointApiChoice) -> Result<Serv
     }
     let istio = istio_kinds_of(&lists);
     if istio.is_empty() {
-        tracing::warn!("the Istio networking CRDs ({ISTIO_NETWORKING_GROUP}) are not installed; only Kubernetes services are read");
+        tracing::warn!("the Istio networking CRDs ({ISTIO_NETWORKING_GROUP}) are not installed; they are watched for and read once installed");
     }
     Ok(Served {
         endpoint_api,

@@ -6,9 +6,11 @@
 //! list's resource version, relisting with backoff when the watch breaks or
 //! the version is too old). All watches feed one store task, which owns the
 //! source's view, publishes it, and sends one event per changed object.
+//! Istio kinds whose CRDs are installed later are watched once they appear.
 
 mod client;
 mod convert;
+mod crds;
 pub mod discovery;
 mod store;
 mod watch;
@@ -98,16 +100,12 @@ pub async fn start(
             "watching the Kubernetes API server"
         );
         let (tx, rx) = mpsc::channel(1024);
-        let kinds = watch::spawn_all(&client, &served, &opts, tx);
-        store::run(
-            store::Store::new(kinds),
-            rx,
-            state_tx,
-            synced_tx,
-            events,
-            metrics,
-        )
-        .await;
+        let mut watches = watch::Watches::new(client.clone(), &opts, tx);
+        watches.start_core(served.endpoint_api);
+        watches.start_istio(&served.istio);
+        let store = store::Store::new(watches.watched().clone());
+        tokio::spawn(crds::watch_for_istio_kinds(client, watches));
+        store::run(store, rx, state_tx, synced_tx, events, metrics).await;
     });
     Ok(KubeSource {
         state: state_rx,

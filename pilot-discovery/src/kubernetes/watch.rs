@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::path::PathBuf;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::convert::{self, Converted};
-use super::discovery::{EndpointApi, Served};
+use super::discovery::{EndpointApi, IstioKind};
 use super::KubeOptions;
 
 /// What a watch tells the store.
@@ -32,97 +33,105 @@ pub enum Update {
     },
 }
 
-/// Starts a watch for every kind to read; returns the kinds, which the store
-/// waits on before the source counts as synced.
-pub fn spawn_all(
-    client: &Client,
-    served: &Served,
-    opts: &KubeOptions,
+/// The watches running, by kind; more are added when Istio's CRDs appear
+/// after the start.
+pub struct Watches {
+    client: Client,
+    origin: PathBuf,
     tx: mpsc::Sender<Update>,
-) -> BTreeSet<ConfigKind> {
-    let mut kinds = BTreeSet::new();
-    let origin = convert::origin(&opts.cluster_id);
-    let mut spawn = |kind, task: tokio::task::JoinHandle<()>| {
-        kinds.insert(kind);
-        drop(task); // watches run for the life of the process
-    };
-    spawn(
-        ConfigKind::Service,
+    watched: BTreeSet<ConfigKind>,
+}
+
+impl Watches {
+    pub fn new(client: Client, opts: &KubeOptions, tx: mpsc::Sender<Update>) -> Watches {
+        Watches {
+            client,
+            origin: convert::origin(&opts.cluster_id),
+            tx,
+            watched: BTreeSet::new(),
+        }
+    }
+
+    pub fn watched(&self) -> &BTreeSet<ConfigKind> {
+        &self.watched
+    }
+
+    /// Services, the endpoints API in use, Pods and Nodes.
+    pub fn start_core(&mut self, endpoint_api: EndpointApi) {
+        let client = &self.client;
+        let tx = &self.tx;
+        self.watched.insert(ConfigKind::Service);
         watch_kind(
             Api::<Service>::all(client.clone()),
             ConfigKind::Service,
             convert::service,
             tx.clone(),
-        ),
-    );
-    match served.endpoint_api {
-        EndpointApi::EndpointSlice => spawn(
-            ConfigKind::EndpointSlice,
-            watch_kind(
-                Api::<EndpointSlice>::all(client.clone()),
-                ConfigKind::EndpointSlice,
-                convert::endpoint_slice,
-                tx.clone(),
-            ),
-        ),
-        EndpointApi::Endpoints => spawn(
-            ConfigKind::Endpoints,
-            watch_kind(
-                Api::<Endpoints>::all(client.clone()),
-                ConfigKind::Endpoints,
-                convert::endpoints,
-                tx.clone(),
-            ),
-        ),
-    }
-    let o = origin.clone();
-    spawn(
-        ConfigKind::Pod,
+        );
+        match endpoint_api {
+            EndpointApi::EndpointSlice => {
+                self.watched.insert(ConfigKind::EndpointSlice);
+                watch_kind(
+                    Api::<EndpointSlice>::all(client.clone()),
+                    ConfigKind::EndpointSlice,
+                    convert::endpoint_slice,
+                    tx.clone(),
+                );
+            }
+            EndpointApi::Endpoints => {
+                self.watched.insert(ConfigKind::Endpoints);
+                watch_kind(
+                    Api::<Endpoints>::all(client.clone()),
+                    ConfigKind::Endpoints,
+                    convert::endpoints,
+                    tx.clone(),
+                );
+            }
+        }
+        let o = self.origin.clone();
+        self.watched.insert(ConfigKind::Pod);
         watch_kind(
             Api::<Pod>::all(client.clone()),
             ConfigKind::Pod,
             move |p| convert::pod(p, o.clone()),
             tx.clone(),
-        ),
-    );
-    let o = origin.clone();
-    spawn(
-        ConfigKind::Node,
+        );
+        let o = self.origin.clone();
+        self.watched.insert(ConfigKind::Node);
         watch_kind(
             Api::<Node>::all(client.clone()),
             ConfigKind::Node,
             move |n| convert::node(n, o.clone()),
             tx.clone(),
-        ),
-    );
-    for istio in &served.istio {
-        let api = Api::<DynamicObject>::all_with(client.clone(), &istio.api);
-        let resource = istio.api.clone();
-        let o = origin.clone();
-        spawn(
-            istio.kind,
+        );
+    }
+
+    /// A watch for each of `kinds` not watched yet.
+    pub fn start_istio(&mut self, kinds: &[IstioKind]) {
+        for istio in kinds {
+            if !self.watched.insert(istio.kind) {
+                continue;
+            }
+            tracing::info!(kind = %istio.kind, version = %istio.api.api_version, "watching Istio resources");
+            let api = Api::<DynamicObject>::all_with(self.client.clone(), &istio.api);
+            let resource = istio.api.clone();
+            let o = self.origin.clone();
             watch_kind(
                 api,
                 istio.kind,
                 move |obj| convert::custom_resource(obj, &resource, o.clone()),
-                tx.clone(),
-            ),
-        );
+                self.tx.clone(),
+            );
+        }
     }
-    kinds
 }
 
-fn watch_kind<K, F>(
-    api: Api<K>,
-    kind: ConfigKind,
-    convert: F,
-    tx: mpsc::Sender<Update>,
-) -> tokio::task::JoinHandle<()>
+/// Starts one watch; it runs for the life of the process.
+fn watch_kind<K, F>(api: Api<K>, kind: ConfigKind, convert: F, tx: mpsc::Sender<Update>)
 where
     K: KubeResource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(K) -> Converted + Send + 'static,
 {
-    tokio::spawn(run(api, kind, convert, tx))
+    tokio::spawn(run(api, kind, convert, tx));
 }
 
 async fn run<K, F>(api: Api<K>, kind: ConfigKind, convert: F, tx: mpsc::Sender<Update>)
