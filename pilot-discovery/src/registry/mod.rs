@@ -388,4 +388,45 @@ subsets:
             .expect("service");
         assert_eq!(svc.ports[0].port, 80);
     }
+
+    #[test]
+    fn headless_and_external_name_services_as_istio_treats_them() {
+        let snap = snapshot_of(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: data}
+spec:
+  clusterIP: None
+  ports: [{name: tcp-postgres, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: search, namespace: data}
+spec:
+  type: ExternalName
+  externalName: search.example.com
+  ports: [{name: https, port: 443}, {name: grpc-api, port: 8443}]
+"#,
+        );
+        let db = snap
+            .service(&Hostname::new("db.data.svc.cluster.local"))
+            .expect("headless service");
+        assert_eq!(db.resolution, Resolution::Passthrough);
+        assert!(db.addresses.is_empty(), "clusterIP None is no address");
+        let search_host = Hostname::new("search.data.svc.cluster.local");
+        let search = snap.service(&search_host).expect("ExternalName service");
+        assert_eq!(search.resolution, Resolution::DnsLb);
+        assert_eq!(search.ports[1].protocol, Protocol::Grpc);
+        let eps: Vec<(&str, u16)> = snap
+            .endpoints(&search_host)
+            .iter()
+            .map(|e| (e.address.as_str(), e.port))
+            .collect();
+        assert_eq!(
+            eps,
+            vec![("search.example.com", 443), ("search.example.com", 8443)],
+            "the external name on every port"
+        );
+    }
 }
