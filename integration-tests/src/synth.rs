@@ -1,7 +1,10 @@
 //! A synthetic mesh for load tests: N services × K endpoints spread over
 //! namespaces, each with a DestinationRule (two subsets) and a VirtualService
-//! (a weighted split between them), written as a config folder.
+//! (a weighted split between them), written as a config folder or created in
+//! a Kubernetes API server.
 //!
+//! Services and endpoints come in two forms: Istio's (a ServiceEntry selecting
+//! WorkloadEntries) or Kubernetes' (a Service, its Pods and their Endpoints).
 //! One file per service, so a change to one service is one file rewritten
 //! atomically, as a config-management tool would do it.
 
@@ -19,6 +22,17 @@ pub struct SynthMesh {
     pub endpoints: usize,
     pub namespaces: usize,
     pub domain: &'static str,
+    pub form: Form,
+}
+
+/// How services and their endpoints are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Form {
+    /// ServiceEntry + WorkloadEntries.
+    #[default]
+    Istio,
+    /// Service + Pods + Endpoints (core/v1, which every API server serves).
+    Kubernetes,
 }
 
 /// What may differ between two versions of one service's file.
@@ -37,7 +51,13 @@ impl SynthMesh {
             endpoints,
             namespaces: namespaces.max(1),
             domain: "cluster.local",
+            form: Form::Istio,
         }
+    }
+
+    /// The same mesh with its services and endpoints in `form`.
+    pub fn in_form(self, form: Form) -> Self {
+        SynthMesh { form, ..self }
     }
 
     pub fn name(&self, i: usize) -> String {
@@ -96,9 +116,88 @@ impl SynthMesh {
             .with_context(|| format!("cannot rename {} into place", tmp.display()))
     }
 
-    /// The YAML of service `i`: ServiceEntry, WorkloadEntries, DestinationRule,
-    /// VirtualService.
+    /// The YAML of service `i`: its service and endpoints in the mesh's form,
+    /// then its DestinationRule and VirtualService.
     pub fn render(&self, i: usize, rev: Revision) -> String {
+        let mut y = match self.form {
+            Form::Istio => self.render_istio(i, rev),
+            Form::Kubernetes => self.render_kubernetes(i, rev),
+        };
+        self.render_routing(i, rev, &mut y);
+        y
+    }
+
+    /// The Namespaces the mesh's objects live in, for an API server.
+    pub fn render_namespaces(&self) -> String {
+        (0..self.namespaces)
+            .map(|n| {
+                format!(
+                    "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {}}}\n---\n",
+                    namespace(n)
+                )
+            })
+            .collect()
+    }
+
+    /// Service, Pods and Endpoints of service `i`.
+    fn render_kubernetes(&self, i: usize, rev: Revision) -> String {
+        let name = self.name(i);
+        let ns = self.namespace_of(i);
+        let mut y = String::new();
+        // `write!` into a String cannot fail.
+        let _ = write!(
+            y,
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+             spec:\n  ports: [{{name: http, port: {SERVICE_PORT}, targetPort: 8080}}]\n"
+        );
+        for e in 0..self.endpoints {
+            let _ = write!(
+                y,
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}-{e}\n  namespace: {ns}\n\
+                 \x20 labels: {{app: {name}, version: {}}}\nspec:\n  containers: [{{name: app, image: app}}]\n",
+                version(e)
+            );
+        }
+        y.push_str("---\n");
+        y.push_str(&self.render_endpoints(i, rev));
+        y
+    }
+
+    /// The Endpoints of service `i` (Kubernetes form): the first endpoint in
+    /// a subset of its own, so an endpoint revision moves only its port.
+    pub fn render_endpoints(&self, i: usize, rev: Revision) -> String {
+        let name = self.name(i);
+        let ns = self.namespace_of(i);
+        let address = |e: usize| {
+            format!(
+                "{{ip: {}, targetRef: {{kind: Pod, name: {name}-{e}, namespace: {ns}}}}}",
+                address(i, e)
+            )
+        };
+        let mut y = format!(
+            "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {name}\n  namespace: {ns}\nsubsets:\n"
+        );
+        if self.endpoints > 0 {
+            let _ = write!(
+                y,
+                "- addresses: [{}]\n  ports: [{{name: http, port: {}}}]\n",
+                address(0),
+                8080 + rev.endpoint
+            );
+        }
+        if self.endpoints > 1 {
+            let rest: Vec<String> = (1..self.endpoints).map(address).collect();
+            let _ = write!(
+                y,
+                "- addresses: [{}]\n  ports: [{{name: http, port: 8080}}]\n",
+                rest.join(", ")
+            );
+        }
+        y
+    }
+
+    /// ServiceEntry and WorkloadEntries of service `i`.
+    fn render_istio(&self, i: usize, rev: Revision) -> String {
         let name = self.name(i);
         let ns = self.namespace_of(i);
         let host = self.host(i);
@@ -113,14 +212,21 @@ impl SynthMesh {
         );
         for e in 0..self.endpoints {
             let port = if e == 0 { 8080 + rev.endpoint } else { 8080 };
-            let version = if e % 2 == 0 { "v1" } else { "v2" };
             let _ = write!(
                 y,
                 "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: {name}-{e}\n  namespace: {ns}\n\
-                 spec:\n  address: {}\n  ports: {{http: {port}}}\n  labels: {{app: {name}, version: {version}}}\n",
-                address(i, e)
+                 spec:\n  address: {}\n  ports: {{http: {port}}}\n  labels: {{app: {name}, version: {}}}\n",
+                address(i, e),
+                version(e)
             );
         }
+        y
+    }
+
+    /// DestinationRule and VirtualService of service `i`.
+    fn render_routing(&self, i: usize, rev: Revision, y: &mut String) {
+        let name = self.name(i);
+        let ns = self.namespace_of(i);
         let v2 = 10 + rev.routing % 80;
         let _ = write!(
             y,
@@ -132,7 +238,15 @@ impl SynthMesh {
              \x20   - {{destination: {{host: {name}, subset: v2}}, weight: {v2}}}\n",
             100 - v2
         );
-        y
+    }
+}
+
+/// Endpoints alternate between the two subsets.
+fn version(endpoint: usize) -> &'static str {
+    if endpoint % 2 == 0 {
+        "v1"
+    } else {
+        "v2"
     }
 }
 
@@ -185,5 +299,26 @@ mod tests {
             m.clusters(2)[1],
             "outbound|80|v1|svc-00002.ns-0.svc.cluster.local"
         );
+
+        let k = m.in_form(Form::Kubernetes);
+        let kube = k.render(1, Revision::default());
+        assert_eq!(kube.matches("kind: Pod\n").count(), 4);
+        assert!(!kube.contains("WorkloadEntry"));
+        assert!(
+            kube.ends_with(
+                &base[base
+                    .find("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule")
+                    .expect("rule")..]
+            ),
+            "both forms share their routing"
+        );
+        let moved = k.render_endpoints(
+            1,
+            Revision {
+                endpoint: 3,
+                routing: 0,
+            },
+        );
+        assert_eq!(moved.matches("port: 8083").count(), 1);
     }
 }

@@ -6,9 +6,13 @@
 use std::time::Duration;
 
 use integration_tests::discovery::Discovery;
+use integration_tests::kube_api::{create_yaml, manifests_dir, KubeApi};
 use integration_tests::load::record::{EDS, RDS};
 use integration_tests::load::{Expect, Flavour, Fleet};
-use integration_tests::synth::{Revision, SynthMesh};
+use integration_tests::ports::free_port;
+use integration_tests::synth::{Form, Revision, SynthMesh};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const PROXIES: usize = 20;
@@ -141,4 +145,78 @@ async fn every_proxy_gets_a_complete_consistent_config_and_only_its_changes() {
     }
     sotw.stop().await;
     delta.stop().await;
+}
+
+/// The same synthetic mesh as Kubernetes objects in a real API server: every
+/// proxy gets the complete config the Istio form gives, and an endpoint
+/// change made through the API reaches all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_form_through_an_api_server_gives_complete_consistent_configs() {
+    let mesh = SynthMesh::new(30, 4, NAMESPACES).in_form(Form::Kubernetes);
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    // Only the synthetic services: not the API server's own.
+    Api::<Service>::namespaced(client.clone(), "default")
+        .delete("kubernetes", &DeleteParams::default())
+        .await
+        .expect("delete the kubernetes Service");
+    let crds = std::fs::read_to_string(manifests_dir().join("crds.yaml")).expect("crds.yaml");
+    let mut objects = crds;
+    objects.push_str("\n---\n");
+    objects.push_str(&mesh.render_namespaces());
+    for i in 0..mesh.services {
+        objects.push_str(&mesh.render(i, Revision::default()));
+        objects.push_str("---\n");
+    }
+    create_yaml(&client, &objects).await.expect("mesh created");
+
+    let work = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = api.kubeconfig.to_str().expect("utf-8 path").to_string();
+    let mut discovery = Discovery::spawn(
+        free_port().expect("port"),
+        &work.path().join("discovery.log"),
+        &["--registries", "Kubernetes", "--kubeconfig", &kubeconfig],
+    )
+    .expect("pilot-discovery");
+    discovery.wait_ready().await.expect("ready");
+    let fleet = Fleet::start(
+        discovery.grpc_addr(),
+        PROXIES,
+        Flavour::Delta,
+        NAMESPACES,
+        None,
+    );
+    fleet
+        .wait_complete(DEADLINE)
+        .await
+        .expect("configs complete");
+    fleet.check_consistent(expect(&mesh)).expect("consistent");
+
+    let before = prints(&fleet, EDS);
+    let moved: serde_json::Value = serde_yaml::from_str(&mesh.render_endpoints(
+        5,
+        Revision {
+            endpoint: 1,
+            routing: 0,
+        },
+    ))
+    .expect("endpoints YAML");
+    Api::<Endpoints>::namespaced(client.clone(), &mesh.namespace_of(5))
+        .patch(
+            &mesh.name(5),
+            &PatchParams::default(),
+            &Patch::Merge(&moved),
+        )
+        .await
+        .expect("endpoint change");
+    fleet
+        .wait_until("every proxy has the endpoint change", DEADLINE, |f| {
+            f.all(|_, r| before.iter().all(|(_, b)| *b != r.fingerprint(EDS)))
+        })
+        .await
+        .expect("change arrives");
+    fleet
+        .check_consistent(expect(&mesh))
+        .expect("still consistent");
+    fleet.stop().await;
 }
