@@ -666,3 +666,42 @@ async fn istio_crds_installed_later_are_read_without_a_restart() {
         "{errors:?}"
     );
 }
+
+/// Registry flags that cannot work fail at start, naming what is wrong.
+#[test]
+fn bad_registry_flags_fail_at_start_with_a_clear_error() {
+    let binary = integration_tests::binaries::workspace_binary("pilot-discovery").expect("binary");
+    let work = tempfile::tempdir().expect("tempdir");
+    let missing = work.path().join("missing.kubeconfig");
+    let cases: [(Vec<String>, &str); 3] = [
+        (
+            vec![
+                "--registries".into(),
+                "Kubernetes".into(),
+                "--kubeconfig".into(),
+                missing.display().to_string(),
+            ],
+            "cannot read kubeconfig",
+        ),
+        (
+            vec!["--registries".into(), "Consul".into()],
+            "\"Consul\" is not a registry",
+        ),
+        (
+            vec!["--registries".into(), "ConfigFolder".into()],
+            "--registries includes ConfigFolder but no --config-dir is set",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = std::process::Command::new(&binary)
+            .arg("discovery")
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(["--monitoring-addr", "127.0.0.1:0"])
+            .args(&args)
+            .output()
+            .expect("run pilot-discovery");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -140,11 +140,15 @@ pub struct Served {
 
 pub async fn discover(client: &Client, choice: EndpointApiChoice) -> Result<Served, kube::Error> {
     let groups = client.list_api_groups().await?;
+    let detected = endpoint_api_of(&groups);
     let endpoint_api = match choice {
-        EndpointApiChoice::Auto => endpoint_api_of(&groups),
+        EndpointApiChoice::Auto => detected,
         EndpointApiChoice::EndpointSlice => EndpointApi::EndpointSlice,
         EndpointApiChoice::Endpoints => EndpointApi::Endpoints,
     };
+    if endpoint_api == EndpointApi::EndpointSlice && detected != endpoint_api {
+        tracing::error!("--endpoint-api endpointslice, but this API server does not serve {DISCOVERY_GROUP}/v1: the endpoints watch will fail and pilot-discovery will not become ready; use --endpoint-api auto");
+    }
     let mut lists = Vec::new();
     if let Some(group) = groups
         .groups
