@@ -249,6 +249,11 @@ impl KubeApi {
         client_from(&self.kubeconfig).await
     }
 
+    /// The CA that signed the API server's certificate (PEM file).
+    pub fn ca_file(&self) -> PathBuf {
+        self.work.path().join("ca.pem")
+    }
+
     /// A kubeconfig for this API server with `token`.
     pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> anyhow::Result<PathBuf> {
         let path = self.work.path().join(format!("{name}.kubeconfig"));

@@ -705,3 +705,69 @@ fn bad_registry_flags_fail_at_start_with_a_clear_error() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Run as in a pod (no kubeconfig; `KUBERNETES_SERVICE_HOST`/`_PORT` and
+/// the service account files at /var/run/secrets/kubernetes.io/
+/// serviceaccount, placed in a private mount namespace so the machine's own
+/// /run is untouched), pilot-discovery uses the in-cluster config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_config_is_used_when_run_in_a_pod() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let rbac = std::fs::read_to_string(manifests_dir().join("rbac.yaml")).expect("rbac.yaml");
+    create_yaml(&client, &rbac).await.expect("rbac");
+    create_yaml(&client, &service("reviews", "default", 9080))
+        .await
+        .expect("service");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let sa = work.path().join("serviceaccount");
+    std::fs::create_dir(&sa).expect("dir");
+    std::fs::write(sa.join("token"), PILOT_SA_TOKEN).expect("token");
+    std::fs::write(sa.join("namespace"), "istio-system").expect("namespace");
+    std::fs::copy(api.ca_file(), sa.join("ca.crt")).expect("ca.crt");
+    let binary = integration_tests::binaries::workspace_binary("pilot-discovery").expect("binary");
+    let (grpc, http, monitoring) = (
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+    );
+    let script = "mount -t tmpfs pod-run /run && \
+                  mkdir -p /run/secrets/kubernetes.io && \
+                  cp -r \"$SA_DIR\" /run/secrets/kubernetes.io/serviceaccount && \
+                  exec \"$@\"";
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(&binary)
+    .args(["discovery", "--registries", "Kubernetes"])
+    .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+    .args(["--http-addr", &format!("127.0.0.1:{http}")])
+    .args(["--monitoring-addr", &format!("127.0.0.1:{monitoring}")])
+    .env("SA_DIR", &sa)
+    .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    .env("KUBERNETES_SERVICE_PORT", api.port.to_string())
+    .env("HOME", work.path())
+    .env_remove("KUBECONFIG");
+    let proc = Proc::spawn("pilot-discovery", cmd, &work.path().join("discovery.log"))
+        .expect("pilot-discovery in a mount namespace");
+    let mut discovery = Discovery {
+        proc,
+        grpc,
+        http,
+        monitoring,
+    };
+    discovery
+        .wait_ready()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", discovery.proc.log()));
+    let configz = discovery.json("/debug/configz").await.expect("configz");
+    assert!(configz.to_string().contains("\"reviews\""), "{configz}");
+}
