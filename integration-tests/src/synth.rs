@@ -243,7 +243,7 @@ impl SynthMesh {
 
 /// Endpoints alternate between the two subsets.
 fn version(endpoint: usize) -> &'static str {
-    if endpoint % 2 == 0 {
+    if endpoint.is_multiple_of(2) {
         "v1"
     } else {
         "v2"
