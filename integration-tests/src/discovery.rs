@@ -105,6 +105,23 @@ impl Discovery {
     }
 }
 
+/// The objects `/debug/configz` lists, as `Kind namespace/name`.
+pub fn configz_keys(configz: &Value) -> Vec<String> {
+    configz["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {}/{}",
+                r["kind"].as_str().unwrap_or(""),
+                r["namespace"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str()
         .with_context(|| format!("{} is not valid UTF-8", p.display()))

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use integration_tests::binaries::envoy;
-use integration_tests::discovery::Discovery;
+use integration_tests::discovery::{configz_keys, Discovery};
 use integration_tests::kube_api::{create_yaml, manifests_dir, KubeApi, PILOT_SA_TOKEN, POD_IP};
 use integration_tests::mesh::Xds;
 use integration_tests::ports::free_port;
@@ -505,16 +505,17 @@ async fn watches_converge_after_the_api_server_restarts() {
     .await
     .expect("deleted service");
     let configz = discovery.json("/debug/configz").await.expect("configz");
-    let services: Vec<&str> = configz["resources"]
-        .as_array()
+    let services: Vec<String> = configz_keys(&configz)
         .into_iter()
-        .flatten()
-        .filter(|r| r["kind"] == "Service" && r["namespace"] == ns)
-        .filter_map(|r| r["name"].as_str())
+        .filter(|k| k.starts_with("Service "))
         .collect();
     assert_eq!(
         services,
-        vec!["extra", "kubernetes", "reviews"],
+        vec![
+            "Service default/extra",
+            "Service default/kubernetes",
+            "Service default/reviews"
+        ],
         "{configz}"
     );
     let endpointz = discovery.json("/debug/endpointz").await.expect("endpointz");
@@ -639,18 +640,9 @@ async fn istio_crds_installed_later_are_read_without_a_restart() {
         let d = &discovery;
         async move {
             let configz = d.json("/debug/configz").await.map_err(|e| e.to_string())?;
-            let kinds: Vec<String> = configz["resources"]
-                .as_array()
+            let kinds: Vec<String> = configz_keys(&configz)
                 .into_iter()
-                .flatten()
-                .filter(|r| r["namespace"] == "default" && r["kind"] != "Service")
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r["kind"].as_str().unwrap_or(""),
-                        r["name"].as_str().unwrap_or("")
-                    )
-                })
+                .filter(|k| !k.starts_with("Service "))
                 .collect();
             let errors = config_errors(d).await.map_err(|e| e.to_string())?;
             Ok((!kinds.is_empty() && !errors.is_empty()).then_some((kinds, errors)))
@@ -658,7 +650,7 @@ async fn istio_crds_installed_later_are_read_without_a_restart() {
     })
     .await
     .expect("custom resources read");
-    assert_eq!(kinds, vec!["VirtualService good".to_string()]);
+    assert_eq!(kinds, vec!["VirtualService default/good".to_string()]);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].contains("DestinationRule default/bad")

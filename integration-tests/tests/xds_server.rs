@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use integration_tests::ads_client::pilot_discovery_types::{type_url, DiscoveryRequest, RpcStatus};
 use integration_tests::ads_client::{sidecar_id, sotw_names, Next, SotwStream};
-use integration_tests::discovery::{get_on, json_on, metric_value};
+use integration_tests::discovery::{configz_keys, get_on, json_on, metric_value};
 use integration_tests::fixture::{service_entry, ConfigFixture};
 use integration_tests::ports::free_port;
 
@@ -268,24 +268,13 @@ async fn debug_pages_show_proxies_config_and_pushes() {
         assert_eq!(adsz["clients"][0]["watches"]["cds"]["wildcard"], true);
 
         let configz = json_on(port, "/debug/configz").await.expect("configz");
-        let kinds: Vec<String> = configz["resources"]
-            .as_array()
-            .expect("resources")
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r["kind"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
+        let kinds = configz_keys(&configz);
         assert!(
-            kinds.contains(&"VirtualService reviews".to_string()),
+            kinds.contains(&"VirtualService default/reviews".to_string()),
             "{kinds:?}"
         );
         assert!(
-            kinds.contains(&"EndpointSlice ratings-1".to_string()),
+            kinds.contains(&"EndpointSlice default/ratings-1".to_string()),
             "{kinds:?}"
         );
         let errors = configz["errors"].to_string();
