@@ -67,6 +67,11 @@ pub fn on_request(
             .collect());
     };
 
+    // Any subscription change makes what the proxy holds differ from the
+    // last full response.
+    if !req.resource_names_unsubscribe.is_empty() || !req.resource_names_subscribe.is_empty() {
+        w.has_digest = None;
+    }
     for name in &req.resource_names_unsubscribe {
         if name == WILDCARD {
             w.wildcard = false;
@@ -143,6 +148,21 @@ pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse
         .collect()
 }
 
+/// An order-independent digest of a set of resources: each resource's digest
+/// covers its name and content, so the set's covers names and contents.
+fn set_digest(resources: &[std::sync::Arc<crate::xds::generate::Named>]) -> u64 {
+    resources.iter().fold(resources.len() as u64, |acc, r| {
+        acc.wrapping_add(mix(r.digest))
+    })
+}
+
+/// splitmix64's finaliser: spreads each digest before the sum.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 enum Target {
     /// Everything subscribed: resources missing from the result are removed.
     All,
@@ -173,6 +193,13 @@ fn respond(
         _ => generated,
     };
 
+    // The whole set for this proxy, digested: when it equals what the proxy
+    // holds, there is nothing to compare resource by resource.
+    let set_digest = matches!(target, Target::All).then(|| set_digest(&generated));
+    if set_digest.is_some() && set_digest == w.has_digest && !answer_even_if_empty {
+        return None;
+    }
+
     let mut resources = Vec::new();
     let mut now_has = BTreeMap::new();
     for g in generated {
@@ -197,6 +224,11 @@ fn respond(
         Target::Only(_) => Vec::new(),
     };
     if resources.is_empty() && removed.is_empty() && !answer_even_if_empty {
+        if let Some(w) = state.watches.get_mut(t) {
+            if set_digest.is_some() {
+                w.has_digest = set_digest;
+            }
+        }
         return None;
     }
 
@@ -206,6 +238,9 @@ fn respond(
         w.client_has.remove(name);
     }
     w.client_has.extend(now_has);
+    // After a partial response the proxy's set is no longer one a full
+    // response gave; the next full push compares resource by resource.
+    w.has_digest = set_digest;
     w.nonce_sent = nonce.clone();
     w.version_sent = snap.version.to_string();
     Some(DeltaDiscoveryResponse {
@@ -382,5 +417,52 @@ mod tests {
         let out = on_push(&mut c, &push(4, PushScope::Full));
         assert_eq!(out[0].removed_resources.len(), 1);
         assert!(out[0].resources.is_empty());
+    }
+
+    #[test]
+    fn a_full_push_after_an_endpoint_push_compares_what_the_proxy_really_holds() {
+        let ctx = |version: u64, port: u16| {
+            let mut snap = crate::registry::tests::snapshot_of(&format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: a}}\n\
+                 spec:\n  hosts: [a.default.svc.cluster.local]\n  resolution: STATIC\n\
+                 \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
+                 \x20 endpoints: [{{address: 10.0.0.1, ports: {{http: {port}}}}}]\n"
+            ));
+            snap.version = version;
+            Arc::new(PushContext::new(Arc::new(snap)))
+        };
+        let push = |snapshot, scope| Push {
+            snapshot,
+            scope: Arc::new(scope),
+            started: Instant::now(),
+        };
+        let a = "outbound|80||a.default.svc.cluster.local";
+        let host = Hostname::new("a.default.svc.cluster.local");
+        let mut c = ConnState::default();
+        send(&mut c, &first(type_url::CLUSTER, &[]));
+        send(&mut c, &req(type_url::ENDPOINT, &[a], &[], ""));
+
+        let eds = |out: &[DeltaDiscoveryResponse]| {
+            out.iter()
+                .filter(|r| r.type_url == type_url::ENDPOINT)
+                .flat_map(|r| r.resources.iter().map(|r| r.version.clone()))
+                .collect::<Vec<_>>()
+        };
+        let first_push = on_push(&mut c, &push(ctx(2, 8001), PushScope::Full));
+        let v8001 = eds(&first_push);
+        assert_eq!(v8001.len(), 1);
+        assert!(
+            on_push(&mut c, &push(ctx(3, 8001), PushScope::Full)).is_empty(),
+            "an unchanged set is skipped"
+        );
+        let moved = on_push(
+            &mut c,
+            &push(ctx(4, 8002), PushScope::Endpoints([host].into())),
+        );
+        assert_eq!(eds(&moved).len(), 1);
+        // Back to the first set: the proxy holds 8002's version, not the set
+        // the last full push gave, so the endpoint must be sent again.
+        let back = on_push(&mut c, &push(ctx(5, 8001), PushScope::Full));
+        assert_eq!(eds(&back), v8001);
     }
 }

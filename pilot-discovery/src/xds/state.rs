@@ -42,6 +42,11 @@ pub struct Watch {
     /// Delta only: the version of each resource the proxy holds.
     #[serde(skip)]
     pub client_has: BTreeMap<String, String>,
+    /// Delta only: a digest of the whole set in `client_has`, when it is
+    /// exactly what a full response last gave; lets a push whose set for
+    /// this proxy is unchanged be skipped without comparing per resource.
+    #[serde(skip)]
+    pub has_digest: Option<u64>,
 }
 
 #[derive(Debug, Default)]
