@@ -83,6 +83,16 @@ impl NodeInfo {
     }
 }
 
+/// One address of an EndpointSlice or Endpoints object, as both say it.
+struct Address<'a> {
+    ip: &'a str,
+    target: Option<&'a ObjectReference>,
+    node_name: Option<&'a str>,
+    /// The slice's own zone hint, used when the node is unknown.
+    zone: Option<&'a str>,
+    health: HealthStatus,
+}
+
 /// Pods by name and by IP, and Nodes by name, so each endpoint address finds
 /// its workload's labels, service account and locality.
 #[derive(Default)]
@@ -115,40 +125,35 @@ impl<'a> WorkloadLookup<'a> {
         by_ref.or_else(|| self.pods_by_ip.get(address)).copied()
     }
 
-    /// An endpoint of `service` at `address:port`, with what its pod and
-    /// node say about it. `zone` is the slice's own hint, used when the node
-    /// is unknown.
-    #[allow(clippy::too_many_arguments)]
+    /// An endpoint of `service` on `port` at `address`, with what its pod
+    /// and node say about it.
     fn endpoint(
         &self,
         service: &Hostname,
         port_name: &str,
-        address: &str,
         port: u16,
-        target: Option<&ObjectReference>,
-        node_name: Option<&str>,
-        zone: Option<&str>,
-        health: HealthStatus,
+        address: &Address<'_>,
     ) -> Endpoint {
-        let pod = self.pod(target, address);
-        let node = node_name
+        let pod = self.pod(address.target, address.ip);
+        let node = address
+            .node_name
             .or(pod.map(|p| p.node_name.as_str()))
             .and_then(|n| self.nodes.get(n));
         let locality = match node {
             Some(n) => n.locality.clone(),
             None => Locality {
-                zone: zone.unwrap_or_default().to_string(),
+                zone: address.zone.unwrap_or_default().to_string(),
                 ..Locality::default()
             },
         };
         Endpoint {
             service: service.clone(),
             service_port_name: port_name.to_string(),
-            address: address.to_string(),
+            address: address.ip.to_string(),
             port,
             labels: pod.map(|p| p.labels.clone()).unwrap_or_default(),
             locality,
-            health,
+            health: address.health,
             service_account: pod.map(|p| p.service_account.clone()).unwrap_or_default(),
             weight: 0,
         }
@@ -284,17 +289,15 @@ pub fn convert_slice(
             let Some(port) = slice_port.port.and_then(|p| u16::try_from(p).ok()) else {
                 continue;
             };
-            for address in &ep.addresses {
-                out.push(workloads.endpoint(
-                    &service.hostname,
-                    &port_name,
-                    address,
-                    port,
-                    ep.target_ref.as_ref(),
-                    ep.node_name.as_deref(),
-                    ep.zone.as_deref(),
+            for ip in &ep.addresses {
+                let address = Address {
+                    ip,
+                    target: ep.target_ref.as_ref(),
+                    node_name: ep.node_name.as_deref(),
+                    zone: ep.zone.as_deref(),
                     health,
-                ));
+                };
+                out.push(workloads.endpoint(&service.hostname, &port_name, port, &address));
             }
         }
     }
@@ -339,16 +342,14 @@ pub fn convert_endpoints(
                 let Ok(port) = u16::try_from(ep_port.port) else {
                     continue;
                 };
-                out.push(workloads.endpoint(
-                    &service.hostname,
-                    &port_name,
-                    &address.ip,
-                    port,
-                    address.target_ref.as_ref(),
-                    address.node_name.as_deref(),
-                    None,
+                let address = Address {
+                    ip: &address.ip,
+                    target: address.target_ref.as_ref(),
+                    node_name: address.node_name.as_deref(),
+                    zone: None,
                     health,
-                ));
+                };
+                out.push(workloads.endpoint(&service.hostname, &port_name, port, &address));
             }
         }
     }
