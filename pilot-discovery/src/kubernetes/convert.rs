@@ -87,14 +87,13 @@ pub fn custom_resource(obj: DynamicObject, api: &ApiResource, origin: PathBuf) -
         // List items may come without their type; the watch knows it.
         map.insert("apiVersion".into(), Value::String(api.api_version.clone()));
         map.insert("kind".into(), Value::String(api.kind.clone()));
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            // The parser reads name, namespace, labels and annotations only.
-            meta.retain(|k, _| {
-                matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations")
-            });
-            if let Some(Value::Object(a)) = meta.get_mut("annotations") {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
+        // The parser ignores the rest of the metadata but keeps annotations:
+        // this one copies the whole object and changes with every apply.
+        if let Some(Value::Object(a)) = map
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
     parse_object(value).map_err(|e| Box::new(ConfigError { file: origin, ..e }))
