@@ -109,8 +109,8 @@ impl KubeApi {
         .await?;
 
         let port = free_port()?;
-        let kubeconfig = work.path().join("admin.kubeconfig");
-        write_kubeconfig(&kubeconfig, work.path(), port, ADMIN_TOKEN)?;
+        // Written by start_apiserver.
+        let kubeconfig = admin_kubeconfig(work.path(), port);
         let mut api = KubeApi {
             apiserver: None,
             _etcd: etcd,
@@ -184,9 +184,8 @@ impl KubeApi {
         .args(["--v", "1"]);
         let log = dir.join(format!("apiserver-{}.log", self.starts));
         let mut proc = Proc::spawn("kube-apiserver", cmd, &log)?;
-        let kubeconfig = dir.join(format!("readyz-{port}.kubeconfig"));
-        write_kubeconfig(&kubeconfig, dir, port, ADMIN_TOKEN)?;
-        let client = client_from(&kubeconfig).await?;
+        write_kubeconfig(&admin_kubeconfig(dir, port), dir, port, ADMIN_TOKEN)?;
+        let client = self.client_on(port).await?;
         wait::until("kube-apiserver /readyz", STARTUP, || {
             let running = proc.check_running();
             let client = client.clone();
@@ -249,6 +248,11 @@ impl KubeApi {
         client_from(&self.kubeconfig).await
     }
 
+    /// A client with the admin token for the API server started on `port`.
+    pub async fn client_on(&self, port: u16) -> anyhow::Result<Client> {
+        client_from(&admin_kubeconfig(self.work.path(), port)).await
+    }
+
     /// The CA that signed the API server's certificate (PEM file).
     pub fn ca_file(&self) -> PathBuf {
         self.work.path().join("ca.pem")
@@ -276,6 +280,10 @@ impl KubeApi {
         }
         out
     }
+}
+
+fn admin_kubeconfig(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!("admin-{port}.kubeconfig"))
 }
 
 async fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {

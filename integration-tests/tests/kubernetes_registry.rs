@@ -453,20 +453,7 @@ async fn watches_converge_after_the_api_server_restarts() {
         .start_apiserver(other_port)
         .await
         .expect("second API server");
-    let other_kubeconfig = api
-        .kubeconfig_with_token("other", "pilot-tests-admin")
-        .expect("kubeconfig");
-    let text = std::fs::read_to_string(&other_kubeconfig)
-        .expect("kubeconfig")
-        .replace(&format!(":{}", api.port), &format!(":{other_port}"));
-    std::fs::write(&other_kubeconfig, text).expect("kubeconfig");
-    let other_client = {
-        let file = kube::config::Kubeconfig::read_from(&other_kubeconfig).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
-            .await
-            .expect("config");
-        kube::Client::try_from(config).expect("client")
-    };
+    let other_client = api.client_on(other_port).await.expect("client");
     let other_eps: Api<Endpoints> = Api::namespaced(other_client.clone(), ns);
     let moved = endpoints("reviews", ns, &[("p", two.addr.port())]);
     other_eps

@@ -172,6 +172,17 @@ pub(crate) mod tests {
         build_snapshot(1, "cluster.local", &[&map])
     }
 
+    /// Service `a` (a STATIC ServiceEntry in `default`, HTTP on port 80)
+    /// with one endpoint, written as `endpoint`, a YAML flow mapping.
+    pub(crate) fn one_service(endpoint: &str) -> MeshSnapshot {
+        snapshot_of(&format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: a, namespace: default}}\n\
+             spec:\n  hosts: [a.default.svc.cluster.local]\n  resolution: STATIC\n\
+             \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
+             \x20 endpoints: [{endpoint}]\n"
+        ))
+    }
+
     #[test]
     fn service_entry_with_workload_entries() {
         let snap = snapshot_of(

@@ -422,11 +422,8 @@ mod tests {
     #[test]
     fn a_full_push_after_an_endpoint_push_compares_what_the_proxy_really_holds() {
         let ctx = |version: u64, port: u16| {
-            let mut snap = crate::registry::tests::snapshot_of(&format!(
-                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: a}}\n\
-                 spec:\n  hosts: [a.default.svc.cluster.local]\n  resolution: STATIC\n\
-                 \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
-                 \x20 endpoints: [{{address: 10.0.0.1, ports: {{http: {port}}}}}]\n"
+            let mut snap = crate::registry::tests::one_service(&format!(
+                "{{address: 10.0.0.1, ports: {{http: {port}}}}}"
             ));
             snap.version = version;
             Arc::new(PushContext::new(Arc::new(snap)))

@@ -187,18 +187,7 @@ mod tests {
     /// A full push of a snapshot in which service `a` (port 80, one
     /// endpoint) exists: every type has something new for the proxy.
     fn full_with_a(version: u64) -> Push {
-        let mut s = crate::registry::tests::snapshot_of(
-            r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: a, namespace: default}
-spec:
-  hosts: [a.default.svc.cluster.local]
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  endpoints: [{address: 10.0.0.1}]
-"#,
-        );
+        let mut s = crate::registry::tests::one_service("{address: 10.0.0.1}");
         s.version = version;
         Push {
             snapshot: Arc::new(PushContext::new(Arc::new(s))),
