@@ -5,6 +5,7 @@
 //! crate knows nothing of Kubernetes, gRPC or Envoy.
 
 pub mod config;
+pub mod duration;
 pub mod endpoint;
 pub mod host;
 pub mod istio;
@@ -14,6 +15,7 @@ pub mod snapshot;
 pub mod validation;
 
 pub use config::{Config, ConfigKey, ConfigKind, ConfigMeta};
+pub use duration::IstioDuration;
 pub use endpoint::{Endpoint, HealthStatus, Locality};
 pub use host::Hostname;
 pub use proxy::{NodeType, ProxyId, ProxyIdError};

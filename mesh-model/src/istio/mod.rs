@@ -4,9 +4,7 @@
 //! that a typo, or a feature this version does not implement yet, is an error
 //! naming the field rather than a rule silently ignored.
 //!
-//! Deserialize them from a `serde_json::Value` (YAML is read into one first):
-//! one-of fields such as `StringMatch` are externally tagged enums, which
-//! serde_yaml would otherwise expect as YAML tags.
+//! Deserialize them from a `serde_json::Value` (YAML is read into one first).
 
 pub mod destination_rule;
 pub mod service_entry;
@@ -14,11 +12,11 @@ pub mod string_match;
 pub mod virtual_service;
 pub mod workload_entry;
 
-pub use destination_rule::{DestinationRule, Subset, TrafficPolicy};
+pub use destination_rule::{DestinationRule, EffectivePolicy, Subset, TrafficPolicy};
 pub use service_entry::{
     Location, ServiceEntry, ServiceEntryPort, ServiceEntryResolution, WorkloadSelector,
 };
-pub use string_match::StringMatch;
+pub use string_match::{PresenceMatch, StringMatch};
 pub use virtual_service::{
     Destination, HttpMatchRequest, HttpRoute, HttpRouteDestination, PortSelector, VirtualService,
 };

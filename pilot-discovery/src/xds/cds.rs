@@ -3,20 +3,14 @@
 
 use std::time::Duration;
 
-use mesh_model::istio::destination_rule::{SimpleLb, TrafficPolicy};
+use mesh_model::istio::EffectivePolicy;
 use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
 use xds_proto::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy},
     Cluster,
 };
-use xds_proto::pb::envoy::config::core::v3::Http2ProtocolOptions;
-use xds_proto::pb::envoy::extensions::upstreams::http::v3::{
-    http_protocol_options::{
-        explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
-    },
-    HttpProtocolOptions,
-};
 
+use super::cluster_policy;
 use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
@@ -25,20 +19,16 @@ use super::proxy::Proxy;
 /// Istio's default `connectTimeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-
 pub fn clusters(snap: &MeshSnapshot, _proxy: &Proxy) -> Vec<Cluster> {
     let mut out = Vec::new();
     for svc in snap.services.values() {
         let rule = snap.destination_rule(&svc.hostname);
-        let base_policy = rule.and_then(|r| r.spec.traffic_policy.as_ref());
+        let subsets = rule.map(|r| r.spec.subsets.as_slice()).unwrap_or_default();
         for port in &svc.ports {
-            let name = ClusterName::outbound(port.port, "", &svc.hostname);
-            out.push(cluster(snap, svc, port, &name, base_policy));
-            for subset in rule.map(|r| r.spec.subsets.as_slice()).unwrap_or_default() {
-                let name = ClusterName::outbound(port.port, &subset.name, &svc.hostname);
-                let policy = subset.traffic_policy.as_ref().or(base_policy);
-                out.push(cluster(snap, svc, port, &name, policy));
+            for subset in std::iter::once("").chain(subsets.iter().map(|s| s.name.as_str())) {
+                let name = ClusterName::outbound(port.port, subset, &svc.hostname);
+                let policy = cluster_policy::effective(snap, &svc.hostname, subset, port.port);
+                out.push(cluster(snap, svc, port, &name, &policy));
             }
         }
     }
@@ -52,16 +42,16 @@ fn cluster(
     svc: &Service,
     port: &ServicePort,
     name: &ClusterName,
-    policy: Option<&TrafficPolicy>,
+    policy: &EffectivePolicy<'_>,
 ) -> Cluster {
     let name_str = name.to_string();
     let mut c = Cluster {
         name: name_str.clone(),
         alt_stat_name: String::new(),
         connect_timeout: Some(duration(CONNECT_TIMEOUT)),
-        lb_policy: lb_policy(policy) as i32,
         ..Default::default()
     };
+    cluster_policy::apply(&mut c, policy, port);
     match svc.resolution {
         Resolution::ClientSideLb => {
             c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
@@ -80,40 +70,12 @@ fn cluster(
             c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(
                 DiscoveryType::OriginalDst as i32,
             ));
+            // The original destination is the only choice there is.
             c.lb_policy = LbPolicy::ClusterProvided as i32;
+            c.lb_config = None;
         }
-    }
-    if port.protocol.is_http2() {
-        c.typed_extension_protocol_options.insert(
-            HTTP_PROTOCOL_OPTIONS.to_string(),
-            xds_proto::pack(&HttpProtocolOptions {
-                upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-                    ExplicitHttpConfig {
-                        protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
-                            Http2ProtocolOptions::default(),
-                        )),
-                    },
-                )),
-                ..Default::default()
-            }),
-        );
     }
     c
-}
-
-/// Istio's default is LEAST_REQUEST.
-fn lb_policy(policy: Option<&TrafficPolicy>) -> LbPolicy {
-    let simple = policy
-        .and_then(|p| p.load_balancer.as_ref())
-        .and_then(|lb| lb.simple);
-    match simple {
-        Some(SimpleLb::RoundRobin) => LbPolicy::RoundRobin,
-        Some(SimpleLb::Random) => LbPolicy::Random,
-        Some(SimpleLb::Passthrough) => LbPolicy::ClusterProvided,
-        Some(SimpleLb::LeastRequest | SimpleLb::LeastConn | SimpleLb::Unspecified) | None => {
-            LbPolicy::LeastRequest
-        }
-    }
 }
 
 /// Sends nothing anywhere: requests to it fail at once.

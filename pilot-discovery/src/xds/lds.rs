@@ -9,12 +9,14 @@ use std::collections::BTreeSet;
 
 use mesh_model::MeshSnapshot;
 use xds_proto::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use xds_proto::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use xds_proto::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use xds_proto::pb::envoy::extensions::filters::http::router::v3::Router;
 use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::{CodecType, RouteSpecifier},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
-use xds_proto::protobuf::BoolValue;
+use xds_proto::protobuf::{Any, BoolValue};
 
 use super::common::{ads_config_source, socket_address};
 use super::names::{listener_name, route_config_name};
@@ -22,6 +24,10 @@ use super::proxy::Proxy;
 
 const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 const ROUTER_FILTER: &str = "envoy.filters.http.router";
+/// Filters that do nothing unless a route's per-filter config asks, as
+/// Istio puts them in every sidecar's HTTP chain.
+pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
 
 /// The ports that get an outbound HTTP listener.
 pub fn http_ports(snap: &MeshSnapshot) -> BTreeSet<u16> {
@@ -54,13 +60,11 @@ fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
             config_source: Some(ads_config_source()),
             route_config_name: route_config_name(port),
         })),
-        http_filters: vec![HttpFilter {
-            name: ROUTER_FILTER.to_string(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(xds_proto::pack(
-                &Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters: vec![
+            http_filter(CORS_FILTER, xds_proto::pack(&Cors::default())),
+            http_filter(FAULT_FILTER, xds_proto::pack(&HttpFault::default())),
+            http_filter(ROUTER_FILTER, xds_proto::pack(&Router::default())),
+        ],
         ..Default::default()
     };
     Listener {
@@ -74,6 +78,14 @@ fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
             }],
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+fn http_filter(name: &str, config: Any) -> HttpFilter {
+    HttpFilter {
+        name: name.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(config)),
         ..Default::default()
     }
 }

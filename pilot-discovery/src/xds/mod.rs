@@ -3,6 +3,7 @@
 
 pub mod ads;
 pub mod cds;
+mod cluster_policy;
 mod common;
 pub mod context;
 pub mod delta;
@@ -13,6 +14,7 @@ pub mod lds;
 pub mod names;
 pub mod proxy;
 pub mod rds;
+mod route;
 pub mod sotw;
 pub mod state;
 pub mod stream;

@@ -4,22 +4,17 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use mesh_model::istio::{HttpMatchRequest, HttpRoute, HttpRouteDestination, StringMatch};
-use mesh_model::{Hostname, MeshSnapshot, Service};
+use mesh_model::{MeshSnapshot, Service};
 use xds_proto::pb::envoy::config::route::v3::{
-    header_matcher::HeaderMatchSpecifier, route, route_action::ClusterSpecifier,
-    route_match::PathSpecifier, weighted_cluster::ClusterWeight, HeaderMatcher, Route, RouteAction,
-    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+    route, route_action::ClusterSpecifier, Route, RouteAction, RouteConfiguration, VirtualHost,
 };
-use xds_proto::pb::envoy::r#type::matcher::v3::{
-    string_matcher::MatchPattern, RegexMatcher, StringMatcher,
-};
-use xds_proto::protobuf::{BoolValue, UInt32Value};
+use xds_proto::protobuf::BoolValue;
 
 use super::common::duration;
 use super::generate::digest;
 use super::names::{route_config_name, ClusterName, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
+use super::route::{self as rules, prefix_match, RouteContext};
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
@@ -76,7 +71,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         routes: vec![Route {
             name: "allow_any".to_string(),
             r#match: Some(prefix_match("/")),
-            action: Some(route::Action::Route(cluster_action(
+            action: Some(route::Action::Route(default_action(
                 PASSTHROUGH_CLUSTER.to_string(),
             ))),
             ..Default::default()
@@ -106,15 +101,20 @@ fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec
 fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) -> Vec<Route> {
     let mut out = Vec::new();
     for vs in snap.virtual_services_for(&svc.hostname, proxy_namespace) {
+        let ctx = RouteContext {
+            snap,
+            vs_namespace: &vs.meta.namespace,
+            port,
+        };
         for http in &vs.spec.http {
-            out.extend(translate(snap, &vs.meta.namespace, svc, port, http));
+            out.extend(rules::translate(&ctx, http));
         }
     }
     if out.is_empty() {
         out.push(Route {
             name: "default".to_string(),
             r#match: Some(prefix_match("/")),
-            action: Some(route::Action::Route(cluster_action(
+            action: Some(route::Action::Route(default_action(
                 ClusterName::outbound(port, "", &svc.hostname).to_string(),
             ))),
             ..Default::default()
@@ -123,129 +123,12 @@ fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) 
     out
 }
 
-/// One Envoy route per match of the rule (matches are ORed); a rule without
-/// matches catches everything.
-fn translate(
-    snap: &MeshSnapshot,
-    vs_namespace: &str,
-    svc: &Service,
-    port: u16,
-    http: &HttpRoute,
-) -> Vec<Route> {
-    let action = route_action(snap, vs_namespace, svc, port, &http.route);
-    let matches: Vec<RouteMatch> = if http.matches.is_empty() {
-        vec![prefix_match("/")]
-    } else {
-        http.matches.iter().map(route_match).collect()
-    };
-    matches
-        .into_iter()
-        .map(|m| Route {
-            name: http.name.clone(),
-            r#match: Some(m),
-            action: Some(route::Action::Route(action.clone())),
-            ..Default::default()
-        })
-        .collect()
-}
-
-fn route_action(
-    snap: &MeshSnapshot,
-    vs_namespace: &str,
-    svc: &Service,
-    port: u16,
-    destinations: &[HttpRouteDestination],
-) -> RouteAction {
-    let cluster = |d: &HttpRouteDestination| {
-        let host = Hostname::resolve(&d.destination.host, vs_namespace, &snap.domain);
-        let dest_port = match &d.destination.port {
-            Some(p) => u16::try_from(p.number).unwrap_or(port),
-            // Without a port, a single-port destination means that port;
-            // otherwise the port the request came in on.
-            None => match snap.service(&host) {
-                Some(s) if s.ports.len() == 1 => s.ports[0].port,
-                _ => port,
-            },
-        };
-        ClusterName::outbound(dest_port, &d.destination.subset, &host).to_string()
-    };
-    match destinations {
-        [only] => cluster_action(cluster(only)),
-        [] => cluster_action(ClusterName::outbound(port, "", &svc.hostname).to_string()),
-        many => RouteAction {
-            cluster_specifier: Some(ClusterSpecifier::WeightedClusters(WeightedCluster {
-                clusters: many
-                    .iter()
-                    .filter(|d| d.weight > 0)
-                    .map(|d| ClusterWeight {
-                        name: cluster(d),
-                        weight: Some(UInt32Value { value: d.weight }),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            })),
-            timeout: Some(duration(std::time::Duration::ZERO)),
-            ..Default::default()
-        },
-    }
-}
-
-fn cluster_action(cluster: String) -> RouteAction {
+/// Forwarding with Istio's defaults: no route timeout, default retries.
+fn default_action(cluster: String) -> RouteAction {
     RouteAction {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
-        // Istio disables Envoy's 15 s default route timeout unless a
-        // VirtualService sets one.
         timeout: Some(duration(std::time::Duration::ZERO)),
-        ..Default::default()
-    }
-}
-
-fn prefix_match(prefix: &str) -> RouteMatch {
-    RouteMatch {
-        path_specifier: Some(PathSpecifier::Prefix(prefix.to_string())),
-        ..Default::default()
-    }
-}
-
-fn string_matcher(m: &StringMatch) -> StringMatcher {
-    let pattern = match m {
-        StringMatch::Exact(s) => MatchPattern::Exact(s.clone()),
-        StringMatch::Prefix(s) => MatchPattern::Prefix(s.clone()),
-        StringMatch::Regex(s) => MatchPattern::SafeRegex(RegexMatcher {
-            regex: s.clone(),
-            ..Default::default()
-        }),
-    };
-    StringMatcher {
-        match_pattern: Some(pattern),
-        ..Default::default()
-    }
-}
-
-fn route_match(m: &HttpMatchRequest) -> RouteMatch {
-    let path_specifier = match &m.uri {
-        None => PathSpecifier::Prefix("/".to_string()),
-        Some(StringMatch::Exact(s)) => PathSpecifier::Path(s.clone()),
-        Some(StringMatch::Prefix(s)) => PathSpecifier::Prefix(s.clone()),
-        Some(StringMatch::Regex(s)) => PathSpecifier::SafeRegex(RegexMatcher {
-            regex: s.clone(),
-            ..Default::default()
-        }),
-    };
-    RouteMatch {
-        path_specifier: Some(path_specifier),
-        headers: m
-            .headers
-            .iter()
-            .map(|(name, value)| HeaderMatcher {
-                name: name.clone(),
-                header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(string_matcher(
-                    value,
-                ))),
-                ..Default::default()
-            })
-            .collect(),
+        retry_policy: rules::policy::retry_policy(None),
         ..Default::default()
     }
 }
