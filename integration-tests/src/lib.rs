@@ -4,7 +4,9 @@
 pub mod ads_client;
 pub mod benchmarks;
 pub mod binaries;
+pub mod client;
 pub mod discovery;
+pub mod echo;
 pub mod fixture;
 pub mod kube_api;
 pub mod load;
@@ -14,6 +16,7 @@ pub mod process;
 pub mod procstat;
 pub mod sidecar;
 pub mod synth;
+pub mod traffic;
 pub mod upstream;
 pub mod wait;
 

@@ -1,0 +1,200 @@
+//! A mesh for traffic-management tests: pilot-discovery on a config folder
+//! the test writes, echo servers as the workloads, and one sidecar (a real
+//! Envoy under pilot-agent) whose outbound listeners the test calls.
+//!
+//! Every service gets its own port, so the sidecar's listener
+//! `127.0.0.1:<port>` reaches exactly that service's routes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use pilot_agent::admin::Admin;
+use serde_json::Value;
+
+use crate::binaries::envoy;
+use crate::client::{Call, Reply};
+use crate::discovery::Discovery;
+use crate::echo::EchoServer;
+use crate::mesh::Xds;
+use crate::process::Proc;
+use crate::sidecar::{agent_command, SidecarPorts};
+use crate::wait;
+
+pub const NAMESPACE: &str = "default";
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// The fully qualified name of a test service.
+pub fn host(name: &str) -> String {
+    format!("{name}.{NAMESPACE}.svc.cluster.local")
+}
+
+/// A service `name` on `port` (protocol HTTP) whose endpoints are the given
+/// echo servers, each a WorkloadEntry with `app: <name>` and its labels.
+pub fn service(name: &str, port: u16, endpoints: &[(&EchoServer, &[(&str, &str)])]) -> String {
+    let mut out = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  hosts: [{host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: {port}, name: http, protocol: HTTP}}]
+  workloadSelector: {{labels: {{app: {name}}}}}
+",
+        host = host(name)
+    );
+    for (i, (server, labels)) in endpoints.iter().enumerate() {
+        let mut all = vec![format!("app: {name}")];
+        all.extend(labels.iter().map(|(k, v)| format!("{k}: {v}")));
+        out.push_str(&format!(
+            "---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: {name}-{i}, namespace: {NAMESPACE}}}
+spec:
+  address: 127.0.0.1
+  ports: {{http: {port}}}
+  labels: {{{labels}}}
+",
+            port = server.port(),
+            labels = all.join(", ")
+        ));
+    }
+    out
+}
+
+pub struct TrafficMesh {
+    // Field order is drop order: the proxy goes first, the folder last.
+    pub agent: Proc,
+    pub discovery: Discovery,
+    pub ports: SidecarPorts,
+    config_dir: PathBuf,
+    work: tempfile::TempDir,
+}
+
+impl TrafficMesh {
+    /// Writes `files` (name, YAML) into a fresh config folder and starts
+    /// discovery and the sidecar on it. Callers wait for the routing they
+    /// need with [`TrafficMesh::wait_for`].
+    pub async fn start(files: &[(&str, String)]) -> anyhow::Result<TrafficMesh> {
+        let work = tempfile::Builder::new()
+            .prefix("pilot-traffic-")
+            .tempdir()
+            .context("cannot create a temporary folder")?;
+        let config_dir = work.path().join("config");
+        std::fs::create_dir_all(&config_dir)?;
+        for (name, text) in files {
+            std::fs::write(config_dir.join(name), text)?;
+        }
+        let discovery =
+            Discovery::start(&config_dir, &work.path().join("discovery.log"), &[]).await?;
+        let ports = SidecarPorts::free()?;
+        let mut cmd = agent_command(
+            discovery.grpc,
+            Xds::Delta,
+            &envoy()?,
+            &work.path().join("proxy"),
+            ports,
+            "traffic-0",
+            NAMESPACE,
+        )?;
+        cmd.args(["--termination-drain-duration", "1s"]);
+        let agent = Proc::spawn("pilot-agent", cmd, &work.path().join("agent.log"))?;
+        Ok(TrafficMesh {
+            agent,
+            discovery,
+            ports,
+            config_dir,
+            work,
+        })
+    }
+
+    /// Replaces (or adds) one file of the config folder, atomically, so
+    /// discovery never reads half of it.
+    pub fn write(&self, name: &str, text: &str) -> anyhow::Result<()> {
+        let tmp = self.work.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, self.config_dir.join(name))
+            .with_context(|| format!("cannot replace {name}"))
+    }
+
+    /// Sends `call` to the sidecar's outbound listener on `port`.
+    pub async fn call(&self, port: u16, call: &Call) -> anyhow::Result<Reply> {
+        call.send(SocketAddr::from(([127, 0, 0, 1], port))).await
+    }
+
+    /// Sends `call` `n` times, one after the other.
+    pub async fn calls(&self, port: u16, call: &Call, n: usize) -> anyhow::Result<Vec<Reply>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.call(port, call).await?);
+        }
+        Ok(out)
+    }
+
+    /// Waits until `call` on `port` gets a reply `accept` takes, 3 times in
+    /// a row (a config push reaches Envoy's workers one by one).
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        port: u16,
+        call: &Call,
+        accept: impl Fn(&Reply) -> bool,
+    ) -> anyhow::Result<()> {
+        let accept = &accept;
+        let agent = &mut self.agent;
+        wait::until(what, CONVERGE, || {
+            let running = agent.check_running();
+            async move {
+                running?;
+                for _ in 0..3 {
+                    let r = call
+                        .send(SocketAddr::from(([127, 0, 0, 1], port)))
+                        .await
+                        .map_err(|e| format!("{e:#}"))?;
+                    if !accept(&r) {
+                        return Err(format!("got HTTP {} {}", r.status, r.body.trim()));
+                    }
+                }
+                Ok(Some(()))
+            }
+        })
+        .await
+        .with_context(|| format!("discovery log:\n{}", self.discovery.proc.log()))
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.ports.admin, Duration::from_secs(5))
+    }
+
+    /// Envoy's admin `/config_dump`.
+    pub async fn config_dump(&self) -> anyhow::Result<Value> {
+        let admin = SocketAddr::from(([127, 0, 0, 1], self.ports.admin));
+        let r = Call::get("127.0.0.1", "/config_dump").send(admin).await?;
+        anyhow::ensure!(r.status == 200, "config_dump answered HTTP {}", r.status);
+        serde_json::from_str(&r.body).context("config_dump is not JSON")
+    }
+
+    /// Every config Envoy rejected, by stat name; empty when it took all.
+    /// Discovery's own count of NACKs must agree.
+    pub async fn rejections(&self) -> anyhow::Result<Vec<String>> {
+        let stats = self.admin().stats("update_rejected").await?;
+        let mut out: Vec<String> = stats
+            .into_iter()
+            .filter(|(k, v)| k.ends_with("update_rejected") && *v > 0)
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let metrics = self.discovery.get("/metrics").await?.body;
+        out.extend(
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("pilot_total_xds_rejects"))
+                .filter(|l| !l.ends_with(" 0"))
+                .map(ToString::to_string),
+        );
+        Ok(out)
+    }
+}
