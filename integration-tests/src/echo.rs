@@ -138,7 +138,7 @@ async fn answer(
     let status = match behaviour {
         Behaviour::Echo => 200,
         Behaviour::AlwaysFail(code) => code,
-        Behaviour::FailEveryOther if n % 2 == 0 => 503,
+        Behaviour::FailEveryOther if n.is_multiple_of(2) => 503,
         Behaviour::FailEveryOther => 200,
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

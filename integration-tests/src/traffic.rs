@@ -135,6 +135,27 @@ impl TrafficMesh {
         Ok(out)
     }
 
+    /// Sends `call` `n` times at once, each on its own connection.
+    pub async fn concurrent_calls(
+        &self,
+        port: u16,
+        call: &Call,
+        n: usize,
+    ) -> anyhow::Result<Vec<Reply>> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let call = call.clone();
+                tokio::spawn(async move { call.send(addr).await })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for t in tasks {
+            out.push(t.await??);
+        }
+        Ok(out)
+    }
+
     /// Waits until `call` on `port` gets a reply `accept` takes, 3 times in
     /// a row (a config push reaches Envoy's workers one by one).
     pub async fn wait_for(

@@ -12,7 +12,7 @@ use xds_proto::protobuf::BoolValue;
 
 use super::common::duration;
 use super::generate::digest;
-use super::names::{route_config_name, ClusterName, PASSTHROUGH_CLUSTER};
+use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::route::{self as rules, prefix_match, RouteContext};
 
@@ -111,14 +111,13 @@ fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) 
         }
     }
     if out.is_empty() {
-        out.push(Route {
-            name: "default".to_string(),
-            r#match: Some(prefix_match("/")),
-            action: Some(route::Action::Route(default_action(
-                ClusterName::outbound(port, "", &svc.hostname).to_string(),
-            ))),
-            ..Default::default()
-        });
+        // No rule, so no short destination names to resolve.
+        let ctx = RouteContext {
+            snap,
+            vs_namespace: "",
+            port,
+        };
+        out.push(rules::default_route(&ctx, &svc.hostname));
     }
     out
 }

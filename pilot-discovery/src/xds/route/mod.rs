@@ -51,6 +51,27 @@ impl RouteContext<'_> {
     }
 }
 
+/// The route of a service no VirtualService rules: forward to its own
+/// cluster with Istio's defaults (no timeout, default retries) and its
+/// DestinationRule's hash key, if it has one.
+pub fn default_route(ctx: &RouteContext<'_>, host: &Hostname) -> Route {
+    let policy = cluster_policy::effective(ctx.snap, host, "", ctx.port);
+    Route {
+        name: "default".to_string(),
+        r#match: Some(prefix_match("/")),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(ClusterSpecifier::Cluster(
+                ClusterName::outbound(ctx.port, "", host).to_string(),
+            )),
+            timeout: Some(duration(Duration::ZERO)),
+            retry_policy: policy::retry_policy(None),
+            hash_policy: cluster_policy::hash_policy(&policy),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
 /// One Envoy route per match of the rule (matches are ORed); a rule without
 /// matches catches everything. Matches for another port give no route.
 pub fn translate(ctx: &RouteContext<'_>, http: &HttpRoute) -> Vec<Route> {
