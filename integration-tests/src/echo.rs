@@ -150,3 +150,56 @@ async fn answer(
     )
         .into_response()
 }
+
+/// A TCP server that writes its name and a newline to every connection,
+/// then closes it: which server a connection reached, without HTTP.
+pub struct TcpNameServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl TcpNameServer {
+    pub async fn start(name: &str) -> anyhow::Result<TcpNameServer> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .with_context(|| format!("tcp server {name} cannot listen"))?;
+        let addr = listener.local_addr()?;
+        let line = format!("{name}\n");
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let line = line.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = conn.write_all(line.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Ok(TcpNameServer { addr, task })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for TcpNameServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects to `addr` and reads the name a [`TcpNameServer`] behind it
+/// writes; an empty string when the connection closed with nothing.
+pub async fn tcp_name(addr: SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await?;
+        let mut out = String::new();
+        conn.read_to_string(&mut out).await?;
+        anyhow::Ok(out.trim().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .with_context(|| format!("no answer from {addr}"))?
+}

@@ -33,6 +33,19 @@ pub fn host(name: &str) -> String {
 /// A service `name` on `port` (protocol HTTP) whose endpoints are the given
 /// echo servers, each a WorkloadEntry with `app: <name>` and its labels.
 pub fn service(name: &str, port: u16, endpoints: &[(&EchoServer, &[(&str, &str)])]) -> String {
+    let endpoints: Vec<(u16, &[(&str, &str)])> =
+        endpoints.iter().map(|(s, l)| (s.port(), *l)).collect();
+    service_on(name, port, "HTTP", &endpoints)
+}
+
+/// As [`service`], with the port's protocol and endpoints given as
+/// (port, labels).
+pub fn service_on(
+    name: &str,
+    port: u16,
+    protocol: &str,
+    endpoints: &[(u16, &[(&str, &str)])],
+) -> String {
     let mut out = format!(
         "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -41,12 +54,12 @@ spec:
   hosts: [{host}]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{{number: {port}, name: http, protocol: HTTP}}]
+  ports: [{{number: {port}, name: main, protocol: {protocol}}}]
   workloadSelector: {{labels: {{app: {name}}}}}
 ",
         host = host(name)
     );
-    for (i, (server, labels)) in endpoints.iter().enumerate() {
+    for (i, (endpoint_port, labels)) in endpoints.iter().enumerate() {
         let mut all = vec![format!("app: {name}")];
         all.extend(labels.iter().map(|(k, v)| format!("{k}: {v}")));
         out.push_str(&format!(
@@ -56,10 +69,9 @@ kind: WorkloadEntry
 metadata: {{name: {name}-{i}, namespace: {NAMESPACE}}}
 spec:
   address: 127.0.0.1
-  ports: {{http: {port}}}
+  ports: {{main: {endpoint_port}}}
   labels: {{{labels}}}
 ",
-            port = server.port(),
             labels = all.join(", ")
         ));
     }

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use integration_tests::client::{Call, Reply};
-use integration_tests::echo::{Behaviour, EchoServer};
+use integration_tests::echo::{tcp_name, Behaviour, EchoServer, TcpNameServer};
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{host, service, TrafficMesh};
+use integration_tests::traffic::{host, service, service_on, TrafficMesh};
 
 async fn echo(name: &str) -> EchoServer {
     EchoServer::start(name, Behaviour::Echo)
@@ -553,5 +553,80 @@ async fn rewrites_redirects_direct_responses_headers_and_cors() {
         .await
         .expect("preflight");
     assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_no_rejections(&mesh).await;
+}
+
+/// TCP rules split connections by weight on their port; a TCP service
+/// without rules reaches all its endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_rules_split_connections_by_weight() {
+    let a = TcpNameServer::start("a").await.expect("tcp server");
+    let b = TcpNameServer::start("b").await.expect("tcp server");
+    let port = free_port().expect("port");
+    let db = service_on(
+        "db",
+        port,
+        "TCP",
+        &[
+            (a.port(), &[("version", "v1")]),
+            (b.port(), &[("version", "v2")]),
+        ],
+    );
+    let weights = |w1: u32, w2: u32| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db]
+  tcp:
+  - match: [{{port: 1}}]
+    route: [{{destination: {{host: db, subset: v1}}}}]
+  - match: [{{port: {port}}}]
+    route:
+    - {{destination: {{host: db, subset: v1}}, weight: {w1}}}
+    - {{destination: {{host: db, subset: v2}}, weight: {w2}}}
+"
+        )
+    };
+    let files = [
+        ("db.yaml", db),
+        ("db-dr.yaml", subsets("db")),
+        ("db-vs.yaml", weights(0, 100)),
+    ];
+    let mesh = TrafficMesh::start(&files).await.expect("mesh starts");
+    let listener = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let all_to = |name: &'static str| async move {
+        for _ in 0..3 {
+            match tcp_name(listener).await {
+                Ok(n) if n == name => {}
+                other => return Err(format!("got {other:?}")),
+            }
+        }
+        Ok(Some(()))
+    };
+    integration_tests::wait::until("all connections to b", Duration::from_secs(30), || {
+        all_to("b")
+    })
+    .await
+    .expect("the tcp rule applies");
+
+    mesh.write("db-vs.yaml", &weights(50, 50)).expect("write");
+    integration_tests::wait::until("a connection to a", Duration::from_secs(30), || async {
+        Ok((tcp_name(listener).await.map_err(|e| e.to_string())? == "a").then_some(()))
+    })
+    .await
+    .expect("the split applies");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..100 {
+        *counts
+            .entry(tcp_name(listener).await.expect("connect"))
+            .or_insert(0) += 1;
+    }
+    for name in ["a", "b"] {
+        let n = counts.get(name).copied().unwrap_or(0);
+        // 50/50 of 100: a standard deviation of 5.
+        assert!((25..=75).contains(&n), "{name} got {n} of 100: {counts:?}");
+    }
     assert_no_rejections(&mesh).await;
 }

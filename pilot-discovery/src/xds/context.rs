@@ -2,7 +2,7 @@
 //!
 //! Most of what a proxy receives does not depend on which proxy it is:
 //! clusters and endpoints are the same for every sidecar, listeners differ
-//! only by interception mode, routes only by the proxy's namespace. Each of
+//! only by interception mode and namespace, routes only by namespace. Each of
 //! those is generated and encoded once per snapshot, the first time a proxy
 //! needs it, and every other proxy gets the same bytes. A new snapshot starts
 //! with an empty cache; the old one is freed with the last push that uses it.
@@ -75,8 +75,9 @@ pub struct PushContext {
     snapshot: Arc<MeshSnapshot>,
     /// Clusters: one list for every proxy.
     clusters: Cells<(), Arc<Vec<Arc<Named>>>>,
-    /// Listeners, by whether the proxy binds them itself (local mode).
-    listeners: Cells<bool, Arc<Vec<Arc<Named>>>>,
+    /// Listeners, by whether the proxy binds them itself (local mode) and
+    /// its namespace (TCP rules follow VirtualService visibility).
+    listeners: Cells<(bool, String), Arc<Vec<Arc<Named>>>>,
     /// Endpoints, by cluster name.
     endpoints: Cells<String, Arc<Named>>,
     /// Routes, by route configuration name and proxy namespace.
@@ -119,9 +120,10 @@ impl PushContext {
                 .to_vec(),
             type_url::LISTENER => self
                 .listeners
-                .get(proxy.is_local_mode(), || {
-                    Arc::new(shared(generate(&self.snapshot, proxy, t, names)))
-                })
+                .get(
+                    (proxy.is_local_mode(), proxy.namespace().to_string()),
+                    || Arc::new(shared(generate(&self.snapshot, proxy, t, names))),
+                )
                 .to_vec(),
             type_url::ENDPOINT => self.endpoints.get_all(names, one),
             type_url::ROUTE => names

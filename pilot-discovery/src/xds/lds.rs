@@ -1,4 +1,5 @@
-//! Listeners: one outbound HTTP listener per service port.
+//! Listeners: one outbound listener per service port: HTTP where a service
+//! speaks HTTP on it, else a TCP proxy.
 //!
 //! A proxy in local mode (`INTERCEPTION_MODE: NONE`) gets listeners that bind
 //! `127.0.0.1:<port>` so the application reaches services through loopback.
@@ -21,8 +22,10 @@ use xds_proto::protobuf::{Any, BoolValue};
 use super::common::{ads_config_source, socket_address};
 use super::names::{listener_name, route_config_name};
 use super::proxy::Proxy;
+use super::tcp;
 
 const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
 const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// Filters that do nothing unless a route's per-filter config asks, as
 /// Istio puts them in every sidecar's HTTP chain.
@@ -45,10 +48,24 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
     } else {
         ("0.0.0.0", false)
     };
-    http_ports(snap)
-        .into_iter()
-        .map(|port| http_listener(bind_address, port, bind))
-        .collect()
+    let http = http_ports(snap);
+    let mut out: Vec<Listener> = http
+        .iter()
+        .map(|port| http_listener(bind_address, *port, bind))
+        .collect();
+    for (port, svc) in tcp::tcp_ports(snap, &http) {
+        let proxy = tcp::tcp_proxy(snap, svc, port, proxy.namespace());
+        out.push(listener(
+            bind_address,
+            port,
+            bind,
+            Filter {
+                name: TCP_PROXY_FILTER.to_string(),
+                config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&proxy))),
+            },
+        ));
+    }
+    out
 }
 
 fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
@@ -67,15 +84,24 @@ fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
         ],
         ..Default::default()
     };
+    listener(
+        address,
+        port,
+        bind,
+        Filter {
+            name: HCM_FILTER.to_string(),
+            config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&hcm))),
+        },
+    )
+}
+
+fn listener(address: &str, port: u16, bind: bool, filter: Filter) -> Listener {
     Listener {
-        name,
+        name: listener_name(address, port),
         address: Some(socket_address(address, port)),
         bind_to_port: (!bind).then_some(BoolValue { value: false }),
         filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: HCM_FILTER.to_string(),
-                config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&hcm))),
-            }],
+            filters: vec![filter],
             ..Default::default()
         }],
         ..Default::default()

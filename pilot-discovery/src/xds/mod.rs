@@ -18,3 +18,4 @@ mod route;
 pub mod sotw;
 pub mod state;
 pub mod stream;
+mod tcp;
