@@ -630,3 +630,91 @@ spec:
     }
     assert_no_rejections(&mesh).await;
 }
+
+/// An invalid edit of a VirtualService is rejected alone: its error names
+/// the file, resource and field, its last good version keeps routing, and
+/// a valid edit of another resource still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edit_leaves_traffic_unchanged() {
+    let (v1, v2) = (echo("v1").await, echo("v2").await);
+    let (port, other_port) = (free_port().expect("port"), free_port().expect("port"));
+    let other = echo("other").await;
+    let split = |w1: u32, w2: u32| {
+        virtual_service(
+            "shop",
+            &format!(
+                "  - route:
+    - {{destination: {{host: shop, subset: v1}}, weight: {w1}}}
+    - {{destination: {{host: shop, subset: v2}}, weight: {w2}}}
+"
+            ),
+        )
+    };
+    let files = [
+        (
+            "shop.yaml",
+            service(
+                "shop",
+                port,
+                &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
+            ),
+        ),
+        ("shop-dr.yaml", subsets("shop")),
+        ("shop-vs.yaml", split(0, 100)),
+    ];
+    let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
+    let call = Call::get(&host("shop"), "/");
+    mesh.wait_for("all to v2", port, &call, |r| r.who() == "v2")
+        .await
+        .expect("routes");
+
+    mesh.write("shop-vs.yaml", &split(60, 60)).expect("write");
+    let error = integration_tests::wait::until(
+        "the rejection in /debug/configz",
+        Duration::from_secs(20),
+        || async {
+            let configz = mesh
+                .discovery
+                .json("/debug/configz")
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(configz["errors"]
+                .as_array()
+                .and_then(|e| e.first())
+                .map(ToString::to_string))
+        },
+    )
+    .await
+    .expect("the bad edit is reported");
+    for part in [
+        "shop-vs.yaml",
+        "VirtualService",
+        "shop",
+        "spec.http[0].route",
+        "120",
+    ] {
+        assert!(error.contains(part), "{part:?} missing from {error}");
+    }
+    // A valid change made after the bad one still applies...
+    mesh.write(
+        "other.yaml",
+        &service("other", other_port, &[(&other, &[])]),
+    )
+    .expect("write");
+    mesh.wait_for(
+        "the other service",
+        other_port,
+        &Call::get(&host("other"), "/"),
+        |r| r.who() == "other",
+    )
+    .await
+    .expect("a valid change applies");
+    // ...and the rejected rule's last good version still routes.
+    let replies = mesh.calls(port, &call, 20).await.expect("requests");
+    assert!(
+        replies.iter().all(|r| r.who() == "v2"),
+        "{:?}",
+        count(&replies)
+    );
+    assert_no_rejections(&mesh).await;
+}
