@@ -75,6 +75,11 @@ impl EchoServer {
         })
     }
 
+    /// A server that answers every request with 200 and the echo document.
+    pub async fn plain(name: &str) -> anyhow::Result<EchoServer> {
+        Self::start(name, Behaviour::Echo).await
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }

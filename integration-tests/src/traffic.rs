@@ -5,6 +5,7 @@
 //! Every service gets its own port, so the sidecar's listener
 //! `127.0.0.1:<port>` reaches exactly that service's routes.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +75,53 @@ spec:
 ",
             labels = all.join(", ")
         ));
+    }
+    out
+}
+
+/// A VirtualService `name` for host `name`, with `http` as its rules
+/// (YAML list items indented by two spaces).
+pub fn virtual_service(name: &str, http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  hosts: [{name}]
+  http:
+{http}"
+    )
+}
+
+/// A DestinationRule `name` for host `name`; `spec` holds the rest of the
+/// spec, indented by two spaces.
+pub fn destination_rule(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
+  host: {name}
+{spec}"
+    )
+}
+
+/// Subsets `v1` and `v2` of `name`, by the `version` label.
+pub fn version_subsets(name: &str) -> String {
+    destination_rule(
+        name,
+        "  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+",
+    )
+}
+
+/// How many replies each echo server (or each error status) gave.
+pub fn count(replies: &[Reply]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in replies {
+        *out.entry(r.who()).or_insert(0) += 1;
     }
     out
 }
@@ -209,6 +257,13 @@ impl TrafficMesh {
         let r = Call::get("127.0.0.1", "/config_dump").send(admin).await?;
         anyhow::ensure!(r.status == 200, "config_dump answered HTTP {}", r.status);
         serde_json::from_str(&r.body).context("config_dump is not JSON")
+    }
+
+    /// Fails with the list of rejections unless Envoy took every config.
+    pub async fn ensure_nothing_rejected(&self) -> anyhow::Result<()> {
+        let rejected = self.rejections().await?;
+        anyhow::ensure!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
+        Ok(())
     }
 
     /// Every config Envoy rejected, by stat name; empty when it took all.

@@ -10,52 +10,17 @@ use integration_tests::client::{Call, Reply};
 use integration_tests::echo::{Behaviour, EchoServer};
 use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{host, service, TrafficMesh};
+use integration_tests::traffic::{
+    count, destination_rule, host, service, virtual_service, TrafficMesh,
+};
 use serde_json::Value;
-
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::start(name, Behaviour::Echo)
-        .await
-        .expect("echo server starts")
-}
-
-fn rule(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: {name}, namespace: default}}
-spec:
-  host: {name}
-{spec}"
-    )
-}
 
 /// A rule that forwards with no retries, so every upstream failure shows.
 fn no_retries(name: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{name}]
-  http:
-  - route: [{{destination: {{host: {name}}}}}]
-    retries: {{attempts: 0}}
-"
+    virtual_service(
+        name,
+        &format!("  - route: [{{destination: {{host: {name}}}}}]\n    retries: {{attempts: 0}}\n"),
     )
-}
-
-fn count(replies: &[Reply]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for r in replies {
-        *out.entry(r.who()).or_insert(0) += 1;
-    }
-    out
-}
-
-async fn assert_no_rejections(mesh: &TrafficMesh) {
-    let rejected = mesh.rejections().await.expect("stats");
-    assert!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
 }
 
 fn clusters(dump: &Value) -> BTreeMap<String, Value> {
@@ -74,7 +39,11 @@ fn clusters(dump: &Value) -> BTreeMap<String, Value> {
 /// cookie and by query parameter; different keys spread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hashing_keeps_each_key_on_one_endpoint() {
-    let servers = [echo("a").await, echo("b").await, echo("c").await];
+    let servers = [
+        EchoServer::plain("a").await.expect("echo server"),
+        EchoServer::plain("b").await.expect("echo server"),
+        EchoServer::plain("c").await.expect("echo server"),
+    ];
     let endpoints: Vec<(&EchoServer, &[(&str, &str)])> =
         servers.iter().map(|s| (s, &[][..])).collect();
     let ports = [
@@ -95,7 +64,7 @@ async fn consistent_hashing_keeps_each_key_on_one_endpoint() {
         files.push((format!("{name}.yaml"), service(name, port, &endpoints)));
         files.push((
             format!("{name}-dr.yaml"),
-            rule(
+            destination_rule(
                 name,
                 &format!("  trafficPolicy: {{loadBalancer: {{{key}}}}}\n"),
             ),
@@ -147,19 +116,24 @@ async fn consistent_hashing_keeps_each_key_on_one_endpoint() {
         }
         assert!(owners.len() >= 2, "{name}: 12 keys all on {owners:?}");
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// ROUND_ROBIN alternates between two endpoints on every request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_alternates() {
-    let (a, b) = (echo("a").await, echo("b").await);
+    let (a, b) = (
+        EchoServer::plain("a").await.expect("echo server"),
+        EchoServer::plain("b").await.expect("echo server"),
+    );
     let port = free_port().expect("port");
     let files = [
         ("shop.yaml", service("shop", port, &[(&a, &[]), (&b, &[])])),
         (
             "shop-dr.yaml",
-            rule(
+            destination_rule(
                 "shop",
                 "  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n",
             ),
@@ -182,7 +156,9 @@ async fn round_robin_alternates() {
     for pair in replies.windows(2) {
         assert_ne!(pair[0].who(), pair[1].who(), "{:?}", count(&replies));
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// With one connection and one pending request allowed, a burst overflows:
@@ -190,9 +166,9 @@ async fn round_robin_alternates() {
 /// (Istio's defaults) the same burst all succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_pool_limit_overflows_a_burst() {
-    let app = echo("app").await;
+    let app = EchoServer::plain("app").await.expect("echo server");
     let port = free_port().expect("port");
-    let limited = rule(
+    let limited = destination_rule(
         "shop",
         "  trafficPolicy:
     connectionPool:
@@ -205,7 +181,7 @@ async fn a_connection_pool_limit_overflows_a_burst() {
         ("shop-vs.yaml", no_retries("shop")),
         (
             "shop-dr.yaml",
-            rule(
+            destination_rule(
                 "shop",
                 "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n",
             ),
@@ -266,14 +242,16 @@ async fn a_connection_pool_limit_overflows_a_burst() {
         .expect("stats");
     let total: u64 = stats.values().sum();
     assert!(total >= 3, "{stats:?}");
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// Outlier detection ejects the endpoint that keeps failing: after it, every
 /// request succeeds and the failing endpoint gets no more traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outlier_detection_ejects_a_failing_endpoint() {
-    let good = echo("good").await;
+    let good = EchoServer::plain("good").await.expect("echo server");
     let bad = EchoServer::start("bad", Behaviour::AlwaysFail(503))
         .await
         .expect("bad server");
@@ -283,7 +261,7 @@ async fn outlier_detection_ejects_a_failing_endpoint() {
         ("shop-vs.yaml", no_retries("shop")),
         (
             "shop-dr.yaml",
-            rule(
+            destination_rule(
                 "shop",
                 "  trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN}
@@ -322,7 +300,9 @@ async fn outlier_detection_ejects_a_failing_endpoint() {
         .await
         .expect("stats");
     assert!(stats.values().sum::<u64>() >= 1, "{stats:?}");
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// Port-level settings replace the policy for their port, subsets inherit
@@ -330,7 +310,10 @@ async fn outlier_detection_ejects_a_failing_endpoint() {
 /// clusters Envoy holds carry exactly the merged policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_and_subset_policies_reach_their_clusters() {
-    let (v1, v2) = (echo("v1").await, echo("v2").await);
+    let (v1, v2) = (
+        EchoServer::plain("v1").await.expect("echo server"),
+        EchoServer::plain("v2").await.expect("echo server"),
+    );
     let (p1, p2) = (free_port().expect("port"), free_port().expect("port"));
     let svc = format!(
         "apiVersion: networking.istio.io/v1
@@ -351,7 +334,7 @@ spec:
         v1p = v1.port(),
         v2p = v2.port(),
     );
-    let dr = rule(
+    let dr = destination_rule(
         "multi",
         &format!(
             "  trafficPolicy:
@@ -419,5 +402,7 @@ spec:
     // Subset v2 has no policy of its own: the top level, per port.
     assert_eq!(lb(&get(p1, "v2")), "RANDOM");
     assert_eq!(lb(&get(p2, "v2")), "ROUND_ROBIN");
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }

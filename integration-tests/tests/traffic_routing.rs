@@ -7,60 +7,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use integration_tests::client::{Call, Reply};
+use integration_tests::client::Call;
 use integration_tests::echo::{tcp_name, Behaviour, EchoServer, TcpNameServer};
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{host, service, service_on, TrafficMesh};
-
-async fn echo(name: &str) -> EchoServer {
-    EchoServer::start(name, Behaviour::Echo)
-        .await
-        .expect("echo server starts")
-}
-
-fn subsets(name: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: {name}, namespace: default}}
-spec:
-  host: {name}
-  subsets:
-  - {{name: v1, labels: {{version: v1}}}}
-  - {{name: v2, labels: {{version: v2}}}}
-"
-    )
-}
-
-fn virtual_service(name: &str, http: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{name}]
-  http:
-{http}"
-    )
-}
-
-fn count(replies: &[Reply]) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for r in replies {
-        *out.entry(r.who()).or_insert(0) += 1;
-    }
-    out
-}
-
-async fn assert_no_rejections(mesh: &TrafficMesh) {
-    let rejected = mesh.rejections().await.expect("stats");
-    assert!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
-}
+use integration_tests::traffic::{
+    count, host, service, service_on, version_subsets, virtual_service, TrafficMesh,
+};
 
 /// Every kind of match condition sends its requests to v2; the rest go to v1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_match_condition_picks_its_destination() {
-    let (v1, v2) = (echo("v1").await, echo("v2").await);
+    let (v1, v2) = (
+        EchoServer::plain("v1").await.expect("echo server"),
+        EchoServer::plain("v2").await.expect("echo server"),
+    );
     let port = free_port().expect("port");
     let to_v2 = "    route: [{destination: {host: shop, subset: v2}}]\n";
     let rules = [
@@ -86,7 +46,7 @@ async fn each_match_condition_picks_its_destination() {
                 &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
             ),
         ),
-        ("shop-dr.yaml", subsets("shop")),
+        ("shop-dr.yaml", version_subsets("shop")),
         ("shop-vs.yaml", virtual_service("shop", &http)),
     ];
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
@@ -153,14 +113,19 @@ async fn each_match_condition_picks_its_destination() {
         let r = mesh.call(port, &call).await.expect("request");
         assert_eq!(r.who(), expected, "{what}: {call:?} got {}", r.body);
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// A 50/50 split lands within tolerance, and each destination's own header
 /// edits apply only to the requests it gets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_split_traffic_and_destination_headers_follow_it() {
-    let (v1, v2) = (echo("v1").await, echo("v2").await);
+    let (v1, v2) = (
+        EchoServer::plain("v1").await.expect("echo server"),
+        EchoServer::plain("v2").await.expect("echo server"),
+    );
     let port = free_port().expect("port");
     let http = "  - route:
     - destination: {host: shop, subset: v1}
@@ -179,7 +144,7 @@ async fn weights_split_traffic_and_destination_headers_follow_it() {
                 &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
             ),
         ),
-        ("shop-dr.yaml", subsets("shop")),
+        ("shop-dr.yaml", version_subsets("shop")),
         ("shop-vs.yaml", virtual_service("shop", http)),
     ];
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
@@ -209,14 +174,16 @@ async fn weights_split_traffic_and_destination_headers_follow_it() {
         );
         assert_eq!(r.header("x-served-by"), Some(expected), "response header");
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// An abort fault returns its status at its rate without reaching the
 /// upstream; a delay fault holds the request for at least its delay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_abort_at_their_rate_and_delay_requests() {
-    let app = echo("app").await;
+    let app = EchoServer::plain("app").await.expect("echo server");
     let port = free_port().expect("port");
     let http = "  - match: [{uri: {prefix: /slow}}]
     fault: {delay: {fixedDelay: 2s, percentage: {value: 100}}}
@@ -296,7 +263,9 @@ async fn faults_abort_at_their_rate_and_delay_requests() {
         aborted as u64,
         "{stats:?}"
     );
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// Retries turn a flaky upstream's 503s into 200s; `attempts: 0` turns them
@@ -355,13 +324,15 @@ async fn retries_hide_a_flaky_upstream_unless_turned_off() {
             "{what}: the upstream saw the retries"
         );
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// A route timeout answers 504 when the upstream is slower than it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_cuts_a_slow_upstream() {
-    let app = echo("app").await;
+    let app = EchoServer::plain("app").await.expect("echo server");
     let port = free_port().expect("port");
     let files = [
         ("shop.yaml", service("shop", port, &[(&app, &[])])),
@@ -386,14 +357,19 @@ async fn a_timeout_cuts_a_slow_upstream() {
     assert!(r.body.contains("upstream request timeout"), "{}", r.body);
     let fast = Call::get(&shop, "/").header("x-echo-delay-ms", "10");
     assert_eq!(mesh.call(port, &fast).await.expect("request").status, 200);
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// Mirrored requests reach the shadow service, which sees Istio's
 /// `-shadow` host; the client only ever sees the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_copies_requests_to_the_shadow() {
-    let (primary, shadow) = (echo("primary").await, echo("shadow").await);
+    let (primary, shadow) = (
+        EchoServer::plain("primary").await.expect("echo server"),
+        EchoServer::plain("shadow").await.expect("echo server"),
+    );
     let (port, shadow_port) = (free_port().expect("port"), free_port().expect("port"));
     let files = [
         ("shop.yaml", service("shop", port, &[(&primary, &[])])),
@@ -433,7 +409,9 @@ async fn a_mirror_copies_requests_to_the_shadow() {
     let copy = shadow.seen().pop().expect("a copy");
     assert_eq!(copy.path, "/mirrored");
     assert!(copy.host.contains("-shadow"), "mirror host {:?}", copy.host);
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// Rewrites change what the upstream sees; redirects and direct responses
@@ -441,7 +419,7 @@ async fn a_mirror_copies_requests_to_the_shadow() {
 /// CORS preflights are answered for allowed origins only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrites_redirects_direct_responses_headers_and_cors() {
-    let app = echo("app").await;
+    let app = EchoServer::plain("app").await.expect("echo server");
     let port = free_port().expect("port");
     let http = "  - match: [{uri: {prefix: /old/}}]
     rewrite: {uri: /new/, authority: rewritten.example}
@@ -553,7 +531,9 @@ async fn rewrites_redirects_direct_responses_headers_and_cors() {
         .await
         .expect("preflight");
     assert_eq!(r.header("access-control-allow-origin"), None);
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// TCP rules split connections by weight on their port; a TCP service
@@ -591,7 +571,7 @@ spec:
     };
     let files = [
         ("db.yaml", db),
-        ("db-dr.yaml", subsets("db")),
+        ("db-dr.yaml", version_subsets("db")),
         ("db-vs.yaml", weights(0, 100)),
     ];
     let mesh = TrafficMesh::start(&files).await.expect("mesh starts");
@@ -628,7 +608,9 @@ spec:
         // 50/50 of 100: a standard deviation of 5.
         assert!((25..=75).contains(&n), "{name} got {n} of 100: {counts:?}");
     }
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
 
 /// An invalid edit of a VirtualService is rejected alone: its error names
@@ -636,9 +618,12 @@ spec:
 /// a valid edit of another resource still applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_edit_leaves_traffic_unchanged() {
-    let (v1, v2) = (echo("v1").await, echo("v2").await);
+    let (v1, v2) = (
+        EchoServer::plain("v1").await.expect("echo server"),
+        EchoServer::plain("v2").await.expect("echo server"),
+    );
     let (port, other_port) = (free_port().expect("port"), free_port().expect("port"));
-    let other = echo("other").await;
+    let other = EchoServer::plain("other").await.expect("echo server");
     let split = |w1: u32, w2: u32| {
         virtual_service(
             "shop",
@@ -659,7 +644,7 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
                 &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
             ),
         ),
-        ("shop-dr.yaml", subsets("shop")),
+        ("shop-dr.yaml", version_subsets("shop")),
         ("shop-vs.yaml", split(0, 100)),
     ];
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
@@ -716,5 +701,7 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
         "{:?}",
         count(&replies)
     );
-    assert_no_rejections(&mesh).await;
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
 }
