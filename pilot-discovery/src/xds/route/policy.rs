@@ -39,13 +39,23 @@ const PREVIOUS_HOSTS: &str = "envoy.retry_host_predicates.previous_hosts";
 /// The retry policy of a rule: Istio's default when `retries` is absent,
 /// none when it asks for 0 attempts.
 pub fn retry_policy(retries: Option<&HttpRetry>) -> Option<RetryPolicy> {
+    // Most routes carry the default; build it once.
+    static DEFAULT: std::sync::OnceLock<RetryPolicy> = std::sync::OnceLock::new();
     let (attempts, retry_on, codes, per_try) = match retries {
-        None => (
-            DEFAULT_ATTEMPTS,
-            DEFAULT_RETRY_ON.to_string(),
-            DEFAULT_RETRIABLE_CODES.to_vec(),
-            None,
-        ),
+        None => {
+            return Some(
+                DEFAULT
+                    .get_or_init(|| {
+                        build_retry_policy(
+                            DEFAULT_ATTEMPTS,
+                            DEFAULT_RETRY_ON.to_string(),
+                            DEFAULT_RETRIABLE_CODES.to_vec(),
+                            None,
+                        )
+                    })
+                    .clone(),
+            )
+        }
         Some(r) if r.attempts <= 0 => return None,
         Some(r) => {
             let (on, codes) = if r.retry_on.is_empty() {
@@ -64,7 +74,16 @@ pub fn retry_policy(retries: Option<&HttpRetry>) -> Option<RetryPolicy> {
             )
         }
     };
-    Some(RetryPolicy {
+    Some(build_retry_policy(attempts, retry_on, codes, per_try))
+}
+
+fn build_retry_policy(
+    attempts: u32,
+    retry_on: String,
+    codes: Vec<u32>,
+    per_try: Option<xds_proto::protobuf::Duration>,
+) -> RetryPolicy {
+    RetryPolicy {
         retry_on,
         num_retries: Some(UInt32Value { value: attempts }),
         per_try_timeout: per_try,
@@ -78,7 +97,7 @@ pub fn retry_policy(retries: Option<&HttpRetry>) -> Option<RetryPolicy> {
         }],
         host_selection_retry_max_attempts: 5,
         ..Default::default()
-    })
+    }
 }
 
 /// Splits `retryOn` into Envoy's conditions and status codes; codes turn on
