@@ -140,6 +140,7 @@ async fn generated_configs_covering_every_field_are_accepted() {
         "loadBalancer: {simple: RANDOM}",
         "loadBalancer: {simple: LEAST_REQUEST}",
         "loadBalancer: {simple: LEAST_CONN}",
+        "loadBalancer: {simple: PASSTHROUGH}",
         "loadBalancer: {consistentHash: {httpHeaderName: x-user, minimumRingSize: 64}}",
         "loadBalancer: {consistentHash: {httpCookie: {name: c, path: /, ttl: 10s}}}",
         "loadBalancer: {consistentHash: {useSourceIp: true}}",

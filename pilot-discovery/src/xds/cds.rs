@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mesh_model::istio::destination_rule::SimpleLb;
 use mesh_model::istio::EffectivePolicy;
 use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
 use xds_proto::pb::envoy::config::cluster::v3::{
@@ -52,7 +53,18 @@ fn cluster(
         ..Default::default()
     };
     cluster_policy::apply(&mut c, policy, port);
-    match svc.resolution {
+    // A PASSTHROUGH load balancer forwards to the address the client asked
+    // for, as a passthrough service does (Istio's translation).
+    let passthrough_lb = policy
+        .load_balancer
+        .and_then(|lb| lb.simple)
+        .is_some_and(|s| s == SimpleLb::Passthrough);
+    let resolution = if passthrough_lb {
+        Resolution::Passthrough
+    } else {
+        svc.resolution
+    };
+    match resolution {
         Resolution::ClientSideLb => {
             c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
             c.eds_cluster_config = Some(EdsClusterConfig {
