@@ -24,11 +24,20 @@ pub fn clusters(snap: &MeshSnapshot, _proxy: &Proxy) -> Vec<Cluster> {
     let mut out = Vec::new();
     for svc in snap.services.values() {
         let rule = snap.destination_rule(&svc.hostname);
+        let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
         let subsets = rule.map(|r| r.spec.subsets.as_slice()).unwrap_or_default();
         for port in &svc.ports {
-            for subset in std::iter::once("").chain(subsets.iter().map(|s| s.name.as_str())) {
-                let name = ClusterName::outbound(port.port, subset, &svc.hostname);
-                let policy = cluster_policy::effective(snap, &svc.hostname, subset, port.port);
+            for subset in std::iter::once(None).chain(subsets.iter().map(Some)) {
+                let name = ClusterName::outbound(
+                    port.port,
+                    subset.map_or("", |s| s.name.as_str()),
+                    &svc.hostname,
+                );
+                let policy = EffectivePolicy::merge(
+                    top,
+                    subset.and_then(|s| s.traffic_policy.as_ref()),
+                    port.port,
+                );
                 out.push(cluster(snap, svc, port, &name, &policy));
             }
         }

@@ -5,12 +5,9 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use mesh_model::{MeshSnapshot, Service};
-use xds_proto::pb::envoy::config::route::v3::{
-    route, route_action::ClusterSpecifier, Route, RouteAction, RouteConfiguration, VirtualHost,
-};
+use xds_proto::pb::envoy::config::route::v3::{route, Route, RouteConfiguration, VirtualHost};
 use xds_proto::protobuf::BoolValue;
 
-use super::common::duration;
 use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
@@ -71,7 +68,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         routes: vec![Route {
             name: "allow_any".to_string(),
             r#match: Some(prefix_match("/")),
-            action: Some(route::Action::Route(default_action(
+            action: Some(route::Action::Route(rules::default_action(
                 PASSTHROUGH_CLUSTER.to_string(),
             ))),
             ..Default::default()
@@ -111,25 +108,9 @@ fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) 
         }
     }
     if out.is_empty() {
-        // No rule, so no short destination names to resolve.
-        let ctx = RouteContext {
-            snap,
-            vs_namespace: "",
-            port,
-        };
-        out.push(rules::default_route(&ctx, &svc.hostname));
+        out.push(rules::default_route(snap, &svc.hostname, port));
     }
     out
-}
-
-/// Forwarding with Istio's defaults: no route timeout, default retries.
-fn default_action(cluster: String) -> RouteAction {
-    RouteAction {
-        cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
-        timeout: Some(duration(std::time::Duration::ZERO)),
-        retry_policy: rules::policy::retry_policy(None),
-        ..Default::default()
-    }
 }
 
 /// A fast hasher for the domain set of one route configuration. The keys are

@@ -51,23 +51,27 @@ impl RouteContext<'_> {
     }
 }
 
-/// The route of a service no VirtualService rules: forward to its own
-/// cluster with Istio's defaults (no timeout, default retries) and its
-/// DestinationRule's hash key, if it has one.
-pub fn default_route(ctx: &RouteContext<'_>, host: &Hostname) -> Route {
-    let policy = cluster_policy::effective(ctx.snap, host, "", ctx.port);
+/// Forwarding to `cluster` with Istio's defaults: no route timeout, the
+/// default retries.
+pub fn default_action(cluster: String) -> RouteAction {
+    RouteAction {
+        cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
+        timeout: Some(duration(Duration::ZERO)),
+        retry_policy: policy::retry_policy(None),
+        ..Default::default()
+    }
+}
+
+/// The route of a service no VirtualService rules: its own cluster with
+/// Istio's defaults and its DestinationRule's hash key, if it has one.
+pub fn default_route(snap: &MeshSnapshot, host: &Hostname, port: u16) -> Route {
+    let policy = cluster_policy::effective(snap, host, "", port);
+    let mut action = default_action(ClusterName::outbound(port, "", host).to_string());
+    action.hash_policy = cluster_policy::hash_policy(&policy);
     Route {
         name: "default".to_string(),
         r#match: Some(prefix_match("/")),
-        action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(ClusterSpecifier::Cluster(
-                ClusterName::outbound(ctx.port, "", host).to_string(),
-            )),
-            timeout: Some(duration(Duration::ZERO)),
-            retry_policy: policy::retry_policy(None),
-            hash_policy: cluster_policy::hash_policy(&policy),
-            ..Default::default()
-        })),
+        action: Some(route::Action::Route(action)),
         ..Default::default()
     }
 }

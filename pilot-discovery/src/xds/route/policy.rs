@@ -1,7 +1,7 @@
 //! Per-route policies of a VirtualService rule: retries, faults, mirroring,
 //! CORS and header edits, as Istio translates them.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use mesh_model::istio::virtual_service::{
@@ -202,15 +202,21 @@ pub fn header_edits(ops: Option<&HeaderOperations>) -> (Vec<HeaderValueOption>, 
 pub fn per_filter_config(
     fault_config: Option<HttpFault>,
     cors_config: Option<CorsPolicy>,
-) -> std::collections::HashMap<String, Any> {
-    let mut out = BTreeMap::new();
+) -> HashMap<String, Any> {
+    let mut out = HashMap::new();
     if let Some(f) = fault_config {
-        out.insert(crate::xds::lds::FAULT_FILTER, xds_proto::pack(&f));
+        out.insert(
+            crate::xds::lds::FAULT_FILTER.to_string(),
+            xds_proto::pack(&f),
+        );
     }
     if let Some(c) = cors_config {
-        out.insert(crate::xds::lds::CORS_FILTER, xds_proto::pack(&c));
+        out.insert(
+            crate::xds::lds::CORS_FILTER.to_string(),
+            xds_proto::pack(&c),
+        );
     }
-    out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    out
 }
 
 #[cfg(test)]
