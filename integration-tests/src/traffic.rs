@@ -82,14 +82,23 @@ spec:
 /// A VirtualService `name` for host `name`, with `http` as its rules
 /// (YAML list items indented by two spaces).
 pub fn virtual_service(name: &str, http: &str) -> String {
+    virtual_service_with(name, "http", http)
+}
+
+/// As [`virtual_service`], with `tcp` rules.
+pub fn tcp_virtual_service(name: &str, tcp: &str) -> String {
+    virtual_service_with(name, "tcp", tcp)
+}
+
+fn virtual_service_with(name: &str, section: &str, rules: &str) -> String {
     format!(
         "apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {{name: {name}, namespace: {NAMESPACE}}}
 spec:
   hosts: [{name}]
-  http:
-{http}"
+  {section}:
+{rules}"
     )
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{destination_rule, service_on, TrafficMesh};
+use integration_tests::traffic::{
+    destination_rule, service_on, tcp_virtual_service, virtual_service, TrafficMesh,
+};
 use serde_json::Value;
 
 fn example(folder: &str) -> Vec<(String, String)> {
@@ -175,17 +177,7 @@ async fn generated_configs_covering_every_field_are_accepted() {
         };
         files.push((
             format!("{name}-vs.yaml"),
-            format!(
-                "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{name}]
-  http:
-  - name: feature
-    {rule}
-{forward}"
-            ),
+            virtual_service(&name, &format!("  - name: feature\n    {rule}\n{forward}")),
         ));
         files.push((format!("{name}-dr.yaml"), subset_rule(&name, "")));
         routes.push(port.to_string());
@@ -203,18 +195,15 @@ spec:
     let tcp = add_service("tcp0", "TCP", &mut files);
     files.push((
         "tcp0-vs.yaml".into(),
-        format!(
-            "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: tcp0, namespace: default}}
-spec:
-  hosts: [tcp0]
-  tcp:
-  - match: [{{port: {tcp}}}]
+        tcp_virtual_service(
+            "tcp0",
+            &format!(
+                "  - match: [{{port: {tcp}}}]
     route:
     - {{destination: {{host: tcp0, subset: v1}}, weight: 30}}
     - {{destination: {{host: tcp0}}, weight: 70}}
 "
+            ),
         ),
     ));
     files.push(("tcp0-dr.yaml".into(), subset_rule("tcp0", "")));

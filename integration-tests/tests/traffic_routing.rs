@@ -11,7 +11,8 @@ use integration_tests::client::Call;
 use integration_tests::echo::{tcp_name, Behaviour, EchoServer, TcpNameServer};
 use integration_tests::ports::free_port;
 use integration_tests::traffic::{
-    count, host, service, service_on, version_subsets, virtual_service, TrafficMesh,
+    count, host, service, service_on, tcp_virtual_service, version_subsets, virtual_service,
+    TrafficMesh,
 };
 
 /// Every kind of match condition sends its requests to v2; the rest go to v1.
@@ -553,20 +554,17 @@ async fn tcp_rules_split_connections_by_weight() {
         ],
     );
     let weights = |w1: u32, w2: u32| {
-        format!(
-            "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: db, namespace: default}}
-spec:
-  hosts: [db]
-  tcp:
-  - match: [{{port: 1}}]
+        tcp_virtual_service(
+            "db",
+            &format!(
+                "  - match: [{{port: 1}}]
     route: [{{destination: {{host: db, subset: v1}}}}]
   - match: [{{port: {port}}}]
     route:
     - {{destination: {{host: db, subset: v1}}, weight: {w1}}}
     - {{destination: {{host: db, subset: v2}}, weight: {w2}}}
 "
+            ),
         )
     };
     let files = [
