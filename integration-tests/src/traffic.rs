@@ -5,7 +5,7 @@
 //! Every service gets its own port, so the sidecar's listener
 //! `127.0.0.1:<port>` reaches exactly that service's routes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::binaries::envoy;
 use crate::client::{Call, Reply};
 use crate::discovery::Discovery;
 use crate::echo::EchoServer;
-use crate::mesh::Xds;
+use crate::mesh::{dump_section, Xds};
 use crate::process::Proc;
 use crate::sidecar::{agent_command, SidecarPorts};
 use crate::wait;
@@ -111,6 +111,18 @@ kind: DestinationRule
 metadata: {{name: {name}, namespace: {NAMESPACE}}}
 spec:
   host: {name}
+{spec}"
+    )
+}
+
+/// A Sidecar resource `name` in the test namespace; `spec` holds the spec,
+/// indented by two spaces.
+pub fn sidecar(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec:
 {spec}"
     )
 }
@@ -254,6 +266,36 @@ impl TrafficMesh {
         })
         .await
         .with_context(|| format!("discovery log:\n{}", self.discovery.proc.log()))
+    }
+
+    /// Waits until the sidecar refuses connections on `port`: its listener
+    /// there is gone.
+    pub async fn wait_refused(&mut self, what: &str, port: u16) -> anyhow::Result<()> {
+        let agent = &mut self.agent;
+        wait::until(what, CONVERGE, || {
+            let running = agent.check_running();
+            async move {
+                running?;
+                match tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+                {
+                    Ok(_) => Err(format!("127.0.0.1:{port} still accepts connections")),
+                    Err(_) => Ok(Some(())),
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("discovery log:\n{}", self.discovery.proc.log()))
+    }
+
+    /// The names of the clusters Envoy holds from discovery.
+    pub async fn cluster_names(&self) -> anyhow::Result<BTreeSet<String>> {
+        let dump = self.config_dump().await?;
+        Ok(
+            dump_section(&dump, "ClustersConfigDump", "dynamic_active_clusters")
+                .into_iter()
+                .filter_map(|c| c["cluster"]["name"].as_str().map(ToString::to_string))
+                .collect(),
+        )
     }
 
     pub fn admin(&self) -> Admin {

@@ -14,6 +14,7 @@ pub enum ConfigKind {
     DestinationRule,
     ServiceEntry,
     WorkloadEntry,
+    Sidecar,
     Service,
     EndpointSlice,
     /// core/v1 Endpoints, for API servers that serve no `discovery.k8s.io/v1`.
@@ -29,6 +30,7 @@ impl ConfigKind {
             ConfigKind::DestinationRule => "DestinationRule",
             ConfigKind::ServiceEntry => "ServiceEntry",
             ConfigKind::WorkloadEntry => "WorkloadEntry",
+            ConfigKind::Sidecar => "Sidecar",
             ConfigKind::Service => "Service",
             ConfigKind::EndpointSlice => "EndpointSlice",
             ConfigKind::Endpoints => "Endpoints",

@@ -6,7 +6,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::host::Hostname;
-use crate::istio::{DestinationRule, VirtualService};
+use crate::istio::sidecar::ROOT_NAMESPACE;
+use crate::istio::{DestinationRule, Sidecar, VirtualService};
 use crate::service::Service;
 
 /// One immutable view of the whole mesh. A push reads one snapshot from start
@@ -22,6 +23,9 @@ pub struct MeshSnapshot {
     pub virtual_services: Vec<Arc<Config<VirtualService>>>,
     /// Keyed by the resolved host of each rule.
     pub destination_rules: BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
+    /// In load order; [`MeshSnapshot::sidecar_for`] picks the one that
+    /// applies to a proxy.
+    pub sidecars: Vec<Arc<Config<Sidecar>>>,
     /// Derived from `virtual_services` on first use (leave it default): for
     /// each resolved host, the VirtualServices naming it. A snapshot is not
     /// changed once it is in use, so the index never goes stale.
@@ -52,7 +56,8 @@ impl MeshSnapshot {
         let config = self.domain != old.domain
             || self.services != old.services
             || self.virtual_services != old.virtual_services
-            || self.destination_rules != old.destination_rules;
+            || self.destination_rules != old.destination_rules
+            || self.sidecars != old.sidecars;
         let mut endpoints = BTreeSet::new();
         for (host, eps) in &self.endpoints {
             if old.endpoints.get(host) != Some(eps) {
@@ -80,6 +85,27 @@ impl MeshSnapshot {
 
     pub fn destination_rule(&self, host: &Hostname) -> Option<&Arc<Config<DestinationRule>>> {
         self.destination_rules.get(host)
+    }
+
+    /// The Sidecar resource that scopes a proxy of `namespace` with
+    /// `labels`, as Istio picks it: one in the proxy's namespace whose
+    /// selector matches its labels, else the namespace's Sidecar without a
+    /// selector, else the root namespace's. Ties go to the first loaded.
+    pub fn sidecar_for(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&Arc<Config<Sidecar>>> {
+        let in_namespace = |ns: &str, selected: bool| {
+            self.sidecars.iter().find(move |s| {
+                s.meta.namespace == ns
+                    && s.spec.workload_selector.is_some() == selected
+                    && s.spec.selects(labels)
+            })
+        };
+        in_namespace(namespace, true)
+            .or_else(|| in_namespace(namespace, false))
+            .or_else(|| in_namespace(ROOT_NAMESPACE, false))
     }
 
     /// VirtualServices (for sidecars: those without `gateways`, or bound to
@@ -184,5 +210,53 @@ mod tests {
         assert!(!exported_to(&to(&["~"]), "a", "a"));
         assert!(exported_to(&to(&[".", "b"]), "a", "b"));
         assert!(!exported_to(&to(&["c"]), "a", "b"));
+    }
+
+    #[test]
+    fn sidecar_selection_follows_istio() {
+        let sidecar = |ns: &str, name: &str, selector: Option<(&str, &str)>| {
+            Arc::new(Config {
+                meta: crate::config::ConfigMeta {
+                    name: name.into(),
+                    namespace: ns.into(),
+                    ..Default::default()
+                },
+                spec: Sidecar {
+                    workload_selector: selector.map(|(k, v)| crate::istio::WorkloadSelector {
+                        labels: BTreeMap::from([(k.to_string(), v.to_string())]),
+                    }),
+                    ..Default::default()
+                },
+            })
+        };
+        let snap = MeshSnapshot {
+            sidecars: vec![
+                sidecar("shop", "default", None),
+                sidecar("shop", "for-api", Some(("app", "api"))),
+                sidecar(ROOT_NAMESPACE, "mesh", None),
+                sidecar(ROOT_NAMESPACE, "picky", Some(("app", "web"))),
+            ],
+            ..Default::default()
+        };
+        let labels = |app: &str| BTreeMap::from([("app".to_string(), app.to_string())]);
+        let name = |s: Option<&Arc<Config<Sidecar>>>| s.map(|s| s.meta.name.clone());
+        assert_eq!(
+            name(snap.sidecar_for("shop", &labels("api"))),
+            Some("for-api".into())
+        );
+        assert_eq!(
+            name(snap.sidecar_for("shop", &labels("web"))),
+            Some("default".into())
+        );
+        assert_eq!(
+            name(snap.sidecar_for("web", &labels("web"))),
+            Some("mesh".into()),
+            "a root-namespace selector only picks workloads of that namespace"
+        );
+        let no_root = MeshSnapshot {
+            sidecars: snap.sidecars[..2].to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(name(no_root.sidecar_for("web", &labels("web"))), None);
     }
 }

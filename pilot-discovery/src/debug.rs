@@ -104,6 +104,7 @@ fn resource_json(r: &Resource) -> Value {
         Resource::DestinationRule(c) => serde_json::to_value(c),
         Resource::ServiceEntry(c) => serde_json::to_value(c),
         Resource::WorkloadEntry(c) => serde_json::to_value(c),
+        Resource::Sidecar(c) => serde_json::to_value(c),
         Resource::KubeService(s) => serde_json::to_value(s),
         Resource::EndpointSlice(s) => serde_json::to_value(s),
         Resource::KubeEndpoints(e) => serde_json::to_value(e),

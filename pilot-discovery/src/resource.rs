@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Endpoints, Service as KubeService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use mesh_model::istio::{DestinationRule, ServiceEntry, VirtualService, WorkloadEntry};
+use mesh_model::istio::{DestinationRule, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
 use mesh_model::{Config, ConfigKey, ConfigKind};
 
 use crate::registry::kube::{NodeInfo, PodInfo};
@@ -21,6 +21,7 @@ pub enum Resource {
     DestinationRule(Arc<Config<DestinationRule>>),
     ServiceEntry(Arc<Config<ServiceEntry>>),
     WorkloadEntry(Arc<Config<WorkloadEntry>>),
+    Sidecar(Arc<Config<Sidecar>>),
     KubeService(Arc<KubeService>),
     EndpointSlice(Arc<EndpointSlice>),
     KubeEndpoints(Arc<Endpoints>),
@@ -37,6 +38,7 @@ impl Resource {
             Resource::DestinationRule(c) => c.key(ConfigKind::DestinationRule),
             Resource::ServiceEntry(c) => c.key(ConfigKind::ServiceEntry),
             Resource::WorkloadEntry(c) => c.key(ConfigKind::WorkloadEntry),
+            Resource::Sidecar(c) => c.key(ConfigKind::Sidecar),
             Resource::KubeService(s) => kube_key(ConfigKind::Service, &s.metadata),
             Resource::EndpointSlice(s) => kube_key(ConfigKind::EndpointSlice, &s.metadata),
             Resource::KubeEndpoints(e) => kube_key(ConfigKind::Endpoints, &e.metadata),

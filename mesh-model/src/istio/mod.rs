@@ -8,6 +8,7 @@
 
 pub mod destination_rule;
 pub mod service_entry;
+pub mod sidecar;
 pub mod string_match;
 pub mod virtual_service;
 pub mod workload_entry;
@@ -16,6 +17,7 @@ pub use destination_rule::{DestinationRule, EffectivePolicy, Subset, TrafficPoli
 pub use service_entry::{
     Location, ServiceEntry, ServiceEntryPort, ServiceEntryResolution, WorkloadSelector,
 };
+pub use sidecar::{OutboundMode, Sidecar};
 pub use string_match::{PresenceMatch, StringMatch};
 pub use virtual_service::{
     Destination, HttpMatchRequest, HttpRoute, HttpRouteDestination, PortSelector, VirtualService,

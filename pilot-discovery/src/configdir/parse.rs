@@ -12,9 +12,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mesh_model::istio::{DestinationRule, ServiceEntry, VirtualService, WorkloadEntry};
+use mesh_model::istio::{DestinationRule, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
 use mesh_model::validation::{
-    validate_destination_rule, validate_service_entry, validate_virtual_service,
+    validate_destination_rule, validate_service_entry, validate_sidecar, validate_virtual_service,
     validate_workload_entry, ValidationErrors,
 };
 use mesh_model::{Config, ConfigKey, ConfigKind, ConfigMeta};
@@ -184,6 +184,7 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
         ("networking.istio.io", "DestinationRule") => ConfigKind::DestinationRule,
         ("networking.istio.io", "ServiceEntry") => ConfigKind::ServiceEntry,
         ("networking.istio.io", "WorkloadEntry") => ConfigKind::WorkloadEntry,
+        ("networking.istio.io", "Sidecar") => ConfigKind::Sidecar,
         ("", "Service") if api_version == "v1" => ConfigKind::Service,
         ("discovery.k8s.io", "EndpointSlice") if api_version == "discovery.k8s.io/v1" => {
             ConfigKind::EndpointSlice
@@ -247,6 +248,11 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
             let spec: WorkloadEntry = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_workload_entry(&spec))?;
             Resource::WorkloadEntry(Arc::new(Config { meta, spec }))
+        }
+        ConfigKind::Sidecar => {
+            let spec: Sidecar = deserialize_at(spec(), "spec", k.clone())?;
+            validated(&key, validate_sidecar(&spec))?;
+            Resource::Sidecar(Arc::new(Config { meta, spec }))
         }
         ConfigKind::Service => {
             let mut svc: k8s_openapi::api::core::v1::Service = deserialize_at(doc, "", k)?;

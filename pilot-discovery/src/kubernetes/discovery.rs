@@ -13,11 +13,12 @@ const DISCOVERY_GROUP: &str = "discovery.k8s.io";
 pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
 
 /// The Istio kinds the model reads.
-pub const ISTIO_KINDS: [ConfigKind; 4] = [
+pub const ISTIO_KINDS: [ConfigKind; 5] = [
     ConfigKind::VirtualService,
     ConfigKind::DestinationRule,
     ConfigKind::ServiceEntry,
     ConfigKind::WorkloadEntry,
+    ConfigKind::Sidecar,
 ];
 
 /// The operator's choice of endpoints API (`--endpoint-api`).

@@ -7,7 +7,10 @@ use mesh_model::istio::destination_rule::SimpleLb;
 use mesh_model::istio::EffectivePolicy;
 use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
 use xds_proto::pb::envoy::config::cluster::v3::{
-    cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy},
+    cluster::{
+        ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbConfig, LbPolicy,
+        OriginalDstLbConfig,
+    },
     Cluster,
 };
 
@@ -16,13 +19,16 @@ use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
+use super::visibility::Visibility;
 
 /// Istio's default `connectTimeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn clusters(snap: &MeshSnapshot, _proxy: &Proxy) -> Vec<Cluster> {
+pub fn clusters(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Cluster> {
+    let visible = Visibility::of(snap, proxy);
+    let local_mode = proxy.is_local_mode();
     let mut out = Vec::new();
-    for svc in snap.services.values() {
+    for svc in snap.services.values().filter(|s| visible.sees(s)) {
         let rule = snap.destination_rule(&svc.hostname);
         let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
         let subsets = rule.map(|r| r.spec.subsets.as_slice()).unwrap_or_default();
@@ -38,12 +44,12 @@ pub fn clusters(snap: &MeshSnapshot, _proxy: &Proxy) -> Vec<Cluster> {
                     subset.and_then(|s| s.traffic_policy.as_ref()),
                     port.port,
                 );
-                out.push(cluster(snap, svc, port, &name, &policy));
+                out.push(cluster(snap, svc, port, &name, &policy, local_mode));
             }
         }
     }
     out.push(blackhole());
-    out.push(passthrough());
+    out.push(passthrough(local_mode));
     out
 }
 
@@ -53,6 +59,7 @@ fn cluster(
     port: &ServicePort,
     name: &ClusterName,
     policy: &EffectivePolicy<'_>,
+    local_mode: bool,
 ) -> Cluster {
     let name_str = name.to_string();
     let mut c = Cluster {
@@ -93,7 +100,7 @@ fn cluster(
             ));
             // The original destination is the only choice there is.
             c.lb_policy = LbPolicy::ClusterProvided as i32;
-            c.lb_config = None;
+            c.lb_config = original_dst_config(local_mode);
         }
     }
     c
@@ -110,7 +117,7 @@ fn blackhole() -> Cluster {
 }
 
 /// Forwards to the address the client originally asked for.
-fn passthrough() -> Cluster {
+fn passthrough(local_mode: bool) -> Cluster {
     Cluster {
         name: PASSTHROUGH_CLUSTER.to_string(),
         connect_timeout: Some(duration(CONNECT_TIMEOUT)),
@@ -118,6 +125,20 @@ fn passthrough() -> Cluster {
             DiscoveryType::OriginalDst as i32,
         )),
         lb_policy: LbPolicy::ClusterProvided as i32,
+        lb_config: original_dst_config(local_mode),
         ..Default::default()
     }
+}
+
+/// A local-mode sidecar captures no original destination, so its clients
+/// name it in a header (see `rds::ORIGINAL_DST_HEADER`). Captured proxies
+/// do not honour the header: with REGISTRY_ONLY it would let a client
+/// reach any address through a passthrough service.
+fn original_dst_config(local_mode: bool) -> Option<LbConfig> {
+    local_mode.then(|| {
+        LbConfig::OriginalDstLbConfig(OriginalDstLbConfig {
+            use_http_header: true,
+            ..Default::default()
+        })
+    })
 }

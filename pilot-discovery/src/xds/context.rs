@@ -1,10 +1,11 @@
 //! One snapshot and the resources generated from it, shared by every stream.
 //!
 //! Most of what a proxy receives does not depend on which proxy it is:
-//! clusters and endpoints are the same for every sidecar, listeners differ
-//! only by interception mode and namespace, routes only by namespace. Each of
-//! those is generated and encoded once per snapshot, the first time a proxy
-//! needs it, and every other proxy gets the same bytes. A new snapshot starts
+//! endpoints are the same for every proxy; clusters differ only by the
+//! Sidecar resource that scopes the proxy and its interception mode,
+//! listeners and routes also by its namespace. Each of those is generated
+//! and encoded once per snapshot, the first time a proxy needs it, and every
+//! other proxy of the same shape gets the same bytes. A new snapshot starts
 //! with an empty cache; the old one is freed with the last push that uses it.
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,12 +13,13 @@ use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use mesh_model::MeshSnapshot;
+use mesh_model::{ConfigKey, MeshSnapshot};
 use xds_proto::type_url;
 
 use super::generate::{generate, Named};
 use super::hub::lock;
 use super::proxy::Proxy;
+use super::visibility::Visibility;
 
 /// A map of lazily generated values. The map lock is held only to find or
 /// add a cell; generation runs outside it, and streams that want the same
@@ -71,17 +73,28 @@ impl<V: Clone> Cells<String, V> {
     }
 }
 
+/// What makes two proxies' clusters, listeners and routes differ: whether
+/// the proxy binds its listeners itself (local mode), its namespace
+/// (VirtualServices follow `exportTo`) and the Sidecar that scopes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shape {
+    local_mode: bool,
+    namespace: String,
+    sidecar: Option<ConfigKey>,
+}
+
+/// One generated list of resources, shared by every proxy of one shape.
+type SharedList = Arc<Vec<Arc<Named>>>;
+
 pub struct PushContext {
     snapshot: Arc<MeshSnapshot>,
-    /// Clusters: one list for every proxy.
-    clusters: Cells<(), Arc<Vec<Arc<Named>>>>,
-    /// Listeners, by whether the proxy binds them itself (local mode) and
-    /// its namespace (TCP rules follow VirtualService visibility).
-    listeners: Cells<(bool, String), Arc<Vec<Arc<Named>>>>,
+    /// Clusters, which do not depend on the namespace.
+    clusters: Cells<(bool, Option<ConfigKey>), SharedList>,
+    listeners: Cells<Shape, SharedList>,
     /// Endpoints, by cluster name.
     endpoints: Cells<String, Arc<Named>>,
-    /// Routes, by route configuration name and proxy namespace.
-    routes: Cells<(String, String), Arc<Named>>,
+    /// Routes, by route configuration name.
+    routes: Cells<(String, Shape), Arc<Named>>,
 }
 
 impl PushContext {
@@ -111,28 +124,30 @@ impl PushContext {
                     .unwrap_or_else(|| Named::new(name.clone(), Default::default())),
             )
         };
+        let all = || Arc::new(shared(generate(&self.snapshot, proxy, t, names)));
+        let shape = || Shape {
+            local_mode: proxy.is_local_mode(),
+            namespace: proxy.namespace().to_string(),
+            sidecar: Visibility::of(&self.snapshot, proxy).key(),
+        };
         match t {
-            type_url::CLUSTER => self
-                .clusters
-                .get((), || {
-                    Arc::new(shared(generate(&self.snapshot, proxy, t, names)))
-                })
-                .to_vec(),
-            type_url::LISTENER => self
-                .listeners
-                .get(
-                    (proxy.is_local_mode(), proxy.namespace().to_string()),
-                    || Arc::new(shared(generate(&self.snapshot, proxy, t, names))),
-                )
-                .to_vec(),
+            type_url::CLUSTER => {
+                let Shape {
+                    local_mode,
+                    sidecar,
+                    ..
+                } = shape();
+                self.clusters.get((local_mode, sidecar), all).to_vec()
+            }
+            type_url::LISTENER => self.listeners.get(shape(), all).to_vec(),
             type_url::ENDPOINT => self.endpoints.get_all(names, one),
-            type_url::ROUTE => names
-                .iter()
-                .map(|n| {
-                    self.routes
-                        .get((n.clone(), proxy.namespace().to_string()), || one(n))
-                })
-                .collect(),
+            type_url::ROUTE => {
+                let shape = shape();
+                names
+                    .iter()
+                    .map(|n| self.routes.get((n.clone(), shape.clone()), || one(n)))
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }

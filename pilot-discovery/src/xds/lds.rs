@@ -23,6 +23,7 @@ use super::common::{ads_config_source, socket_address};
 use super::names::{listener_name, route_config_name};
 use super::proxy::Proxy;
 use super::tcp;
+use super::visibility::Visibility;
 
 const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
@@ -33,9 +34,10 @@ pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
 
 /// The ports that get an outbound HTTP listener.
-pub fn http_ports(snap: &MeshSnapshot) -> BTreeSet<u16> {
+pub fn http_ports(snap: &MeshSnapshot, visible: Visibility<'_>) -> BTreeSet<u16> {
     snap.services
         .values()
+        .filter(|s| visible.sees(s))
         .flat_map(|s| s.ports.iter())
         .filter(|p| p.protocol.is_http())
         .map(|p| p.port)
@@ -48,12 +50,13 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
     } else {
         ("0.0.0.0", false)
     };
-    let http = http_ports(snap);
+    let visible = Visibility::of(snap, proxy);
+    let http = http_ports(snap, visible);
     let mut out: Vec<Listener> = http
         .iter()
         .map(|port| http_listener(bind_address, *port, bind))
         .collect();
-    for (port, svc) in tcp::tcp_ports(snap, &http) {
+    for (port, svc) in tcp::tcp_ports(snap, visible, &http) {
         let proxy = tcp::tcp_proxy(snap, svc, port, proxy.namespace());
         out.push(listener(
             bind_address,

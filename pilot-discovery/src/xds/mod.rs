@@ -19,3 +19,4 @@ pub mod sotw;
 pub mod state;
 pub mod stream;
 mod tcp;
+pub mod visibility;

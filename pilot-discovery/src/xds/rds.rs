@@ -4,14 +4,19 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use mesh_model::{MeshSnapshot, Service};
-use xds_proto::pb::envoy::config::route::v3::{route, Route, RouteConfiguration, VirtualHost};
+use mesh_model::istio::OutboundMode;
+use mesh_model::{MeshSnapshot, Resolution, Service};
+use xds_proto::pb::envoy::config::route::v3::{
+    header_matcher::HeaderMatchSpecifier, route, HeaderMatcher, Route, RouteConfiguration,
+    VirtualHost,
+};
 use xds_proto::protobuf::BoolValue;
 
 use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::route::{self as rules, prefix_match, RouteContext};
+use super::visibility::Visibility;
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
@@ -27,9 +32,11 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
     if route_config_name(port) != name {
         return rc;
     }
+    let visible = Visibility::of(snap, proxy);
     let services: Vec<(&Service, Vec<String>)> = snap
         .services
         .values()
+        .filter(|svc| visible.sees(svc))
         .filter(|svc| svc.port(port).is_some_and(|p| p.protocol.is_http()))
         .map(|svc| {
             let d = domains(svc, port, proxy.namespace(), &snap.domain);
@@ -58,25 +65,89 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         rc.virtual_hosts.push(VirtualHost {
             name: format!("{}:{port}", svc.hostname),
             domains,
-            routes: routes(snap, svc, port, proxy.namespace()),
+            routes: routes(snap, svc, port, proxy),
             ..Default::default()
         });
     }
-    rc.virtual_hosts.push(VirtualHost {
-        name: "allow_any".to_string(),
-        domains: vec!["*".to_string()],
-        routes: vec![Route {
-            name: "allow_any".to_string(),
-            r#match: Some(prefix_match("/")),
-            action: Some(route::Action::Route(rules::default_action(
-                PASSTHROUGH_CLUSTER.to_string(),
-            ))),
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+    rc.virtual_hosts.push(unknown_hosts(
+        visible.outbound_mode(),
+        proxy.is_local_mode(),
+    ));
     rc
 }
+
+/// The header a client of a local-mode sidecar names its destination with.
+pub const ORIGINAL_DST_HEADER: &str = "x-envoy-original-dst-host";
+
+/// Where requests for hosts the proxy does not know go, by the outbound
+/// traffic policy, under Istio's names: `allow_any` forwards them to the
+/// address the client asked for, `block_all` refuses them with a 502.
+///
+/// A local-mode sidecar has no captured original destination (the
+/// connection's destination is its own listener, so forwarding there would
+/// loop), so the client names it in [`ORIGINAL_DST_HEADER`]; without that
+/// header the request is refused, saying why.
+fn unknown_hosts(mode: OutboundMode, local_mode: bool) -> VirtualHost {
+    let (name, routes) = match mode {
+        OutboundMode::RegistryOnly => (
+            "block_all",
+            vec![Route {
+                name: "block_all".to_string(),
+                r#match: Some(prefix_match("/")),
+                action: Some(route::Action::DirectResponse(rules::direct(502, None))),
+                ..Default::default()
+            }],
+        ),
+        OutboundMode::AllowAny => {
+            let routes = vec![Route {
+                name: "allow_any".to_string(),
+                r#match: Some(prefix_match("/")),
+                action: Some(route::Action::Route(rules::default_action(
+                    PASSTHROUGH_CLUSTER.to_string(),
+                ))),
+                ..Default::default()
+            }];
+            ("allow_any", needing_destination(routes, local_mode))
+        }
+    };
+    VirtualHost {
+        name: name.to_string(),
+        domains: vec!["*".to_string()],
+        routes,
+        ..Default::default()
+    }
+}
+
+/// Routes to an original-destination cluster, made safe for a local-mode
+/// sidecar: each requires the destination header, and a request without it
+/// is refused, saying why. Other proxies get the routes unchanged.
+fn needing_destination(mut routes: Vec<Route>, local_mode: bool) -> Vec<Route> {
+    if !local_mode {
+        return routes;
+    }
+    for r in &mut routes {
+        if let Some(m) = r.r#match.as_mut() {
+            m.headers.push(HeaderMatcher {
+                name: ORIGINAL_DST_HEADER.to_string(),
+                header_match_specifier: Some(HeaderMatchSpecifier::PresentMatch(true)),
+                ..Default::default()
+            });
+        }
+    }
+    routes.push(Route {
+        name: "no_original_destination".to_string(),
+        r#match: Some(prefix_match("/")),
+        action: Some(route::Action::DirectResponse(rules::direct(
+            502,
+            Some(NO_DESTINATION_IN_LOCAL_MODE),
+        ))),
+        ..Default::default()
+    });
+    routes
+}
+
+const NO_DESTINATION_IN_LOCAL_MODE: &str = "no original destination: this sidecar does not \
+     capture traffic (INTERCEPTION_MODE NONE); name the destination in x-envoy-original-dst-host\n";
 
 /// The Host header values that reach a service: the hostname, and for
 /// Kubernetes-style names the shorter forms, each also with `:port`.
@@ -95,9 +166,9 @@ fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec
         .collect()
 }
 
-fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) -> Vec<Route> {
+fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy: &Proxy) -> Vec<Route> {
     let mut out = Vec::new();
-    for vs in snap.virtual_services_for(&svc.hostname, proxy_namespace) {
+    for vs in snap.virtual_services_for(&svc.hostname, proxy.namespace()) {
         let ctx = RouteContext {
             snap,
             vs_namespace: &vs.meta.namespace,
@@ -108,7 +179,9 @@ fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy_namespace: &str) 
         }
     }
     if out.is_empty() {
-        out.push(rules::default_route(snap, &svc.hostname, port));
+        let default = vec![rules::default_route(snap, &svc.hostname, port)];
+        let passthrough = svc.resolution == Resolution::Passthrough;
+        out = needing_destination(default, passthrough && proxy.is_local_mode());
     }
     out
 }

@@ -9,16 +9,18 @@ use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
 };
 
 use super::names::ClusterName;
+use super::visibility::Visibility;
 
 /// The services with a non-HTTP port, by port: the first by hostname owns
 /// it, since a local-mode sidecar can bind each port once. Ports an HTTP
 /// service uses are left to HTTP.
 pub fn tcp_ports<'a>(
     snap: &'a MeshSnapshot,
+    visible: Visibility<'_>,
     http_ports: &std::collections::BTreeSet<u16>,
 ) -> std::collections::BTreeMap<u16, &'a Service> {
     let mut out = std::collections::BTreeMap::new();
-    for svc in snap.services.values() {
+    for svc in snap.services.values().filter(|s| visible.sees(s)) {
         for p in &svc.ports {
             if !p.protocol.is_http() && !http_ports.contains(&p.port) {
                 out.entry(p.port).or_insert(svc.as_ref());

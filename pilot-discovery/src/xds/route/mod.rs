@@ -268,10 +268,15 @@ fn redirect(r: &HttpRedirect) -> RedirectAction {
 }
 
 fn direct_response(d: &HttpDirectResponse) -> DirectResponseAction {
+    direct(d.status, d.body.as_ref().map(|b| b.string.as_str()))
+}
+
+/// Envoy answers by itself with `status` and `body`.
+pub fn direct(status: u32, body: Option<&str>) -> DirectResponseAction {
     DirectResponseAction {
-        status: d.status,
-        body: d.body.as_ref().map(|b| DataSource {
-            specifier: Some(data_source::Specifier::InlineString(b.string.clone())),
+        status,
+        body: body.map(|b| DataSource {
+            specifier: Some(data_source::Specifier::InlineString(b.to_string())),
             ..Default::default()
         }),
         ..Default::default()
