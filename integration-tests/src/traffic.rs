@@ -193,6 +193,32 @@ impl TrafficMesh {
         })
     }
 
+    /// Starts another sidecar on the same discovery, for pod `pod` at
+    /// `instance_ip` with `labels` (a JSON object). It runs until the
+    /// returned process is dropped.
+    pub fn start_sidecar(
+        &self,
+        pod: &str,
+        instance_ip: &str,
+        labels: &str,
+    ) -> anyhow::Result<(Proc, SidecarPorts)> {
+        let ports = SidecarPorts::free()?;
+        let mut cmd = agent_command(
+            self.discovery.grpc,
+            Xds::Delta,
+            &envoy()?,
+            &self.work.path().join(pod),
+            ports,
+            pod,
+            NAMESPACE,
+        )?;
+        cmd.args(["--termination-drain-duration", "1s"])
+            .env("INSTANCE_IP", instance_ip)
+            .env("ISTIO_METAJSON_LABELS", labels);
+        let log = self.work.path().join(format!("{pod}.log"));
+        Ok((Proc::spawn("pilot-agent", cmd, &log)?, ports))
+    }
+
     /// Replaces (or adds) one file of the config folder, atomically, so
     /// discovery never reads half of it.
     pub fn write(&self, name: &str, text: &str) -> anyhow::Result<()> {

@@ -31,6 +31,10 @@ pub struct MeshSnapshot {
     /// changed once it is in use, so the index never goes stale.
     #[serde(skip)]
     pub vs_by_host: OnceLock<BTreeMap<Hostname, Vec<usize>>>,
+    /// Derived from `endpoints` on first use, like `vs_by_host`: for each
+    /// endpoint address, where its endpoints sit in `endpoints`.
+    #[serde(skip)]
+    pub endpoints_by_address: OnceLock<BTreeMap<String, Vec<(Hostname, usize)>>>,
 }
 
 /// What differs between two snapshots, as far as a push needs to know.
@@ -81,6 +85,29 @@ impl MeshSnapshot {
             .get(host)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// The endpoints at `address`, of every service: what the workload at
+    /// that address serves.
+    pub fn endpoints_at<'a>(&'a self, address: &str) -> impl Iterator<Item = &'a Endpoint> + 'a {
+        let index = self.endpoints_by_address.get_or_init(|| {
+            let mut index: BTreeMap<String, Vec<(Hostname, usize)>> = BTreeMap::new();
+            for (host, eps) in &self.endpoints {
+                for (i, ep) in eps.iter().enumerate() {
+                    index
+                        .entry(ep.address.clone())
+                        .or_default()
+                        .push((host.clone(), i));
+                }
+            }
+            index
+        });
+        index
+            .get(address)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(host, i)| self.endpoints.get(host)?.get(*i))
     }
 
     pub fn destination_rule(&self, host: &Hostname) -> Option<&Arc<Config<DestinationRule>>> {

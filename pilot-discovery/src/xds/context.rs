@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use mesh_model::{ConfigKey, MeshSnapshot};
 use xds_proto::type_url;
 
-use super::generate::{generate, Named};
+use super::generate::{generate, generate_own, generate_shared, Named};
 use super::hub::lock;
 use super::proxy::Proxy;
 use super::visibility::Visibility;
@@ -124,7 +124,12 @@ impl PushContext {
                     .unwrap_or_else(|| Named::new(name.clone(), Default::default())),
             )
         };
-        let all = || Arc::new(shared(generate(&self.snapshot, proxy, t, names)));
+        let all = || Arc::new(shared(generate_shared(&self.snapshot, proxy, t, names)));
+        let own = || {
+            generate_own(&self.snapshot, proxy, t)
+                .into_iter()
+                .map(Arc::new)
+        };
         let shape = || Shape {
             local_mode: proxy.is_local_mode(),
             namespace: proxy.namespace().to_string(),
@@ -137,9 +142,15 @@ impl PushContext {
                     sidecar,
                     ..
                 } = shape();
-                self.clusters.get((local_mode, sidecar), all).to_vec()
+                let mut out = self.clusters.get((local_mode, sidecar), all).to_vec();
+                out.extend(own());
+                out
             }
-            type_url::LISTENER => self.listeners.get(shape(), all).to_vec(),
+            type_url::LISTENER => {
+                let mut out = self.listeners.get(shape(), all).to_vec();
+                out.extend(own());
+                out
+            }
             type_url::ENDPOINT => self.endpoints.get_all(names, one),
             type_url::ROUTE => {
                 let shape = shape();

@@ -10,7 +10,7 @@ use mesh_model::Hostname;
 
 use super::names::ClusterName;
 use super::proxy::Proxy;
-use super::{cds, eds, lds, rds};
+use super::{cds, eds, inbound, lds, rds};
 use crate::push::PushScope;
 
 /// One generated resource with the name the proxy knows it by.
@@ -100,6 +100,35 @@ pub fn type_in_scope(scope: &PushScope, t: &str) -> bool {
 /// The resources of `type_url` for `proxy`. `names` restricts EDS and RDS to
 /// the resources the proxy subscribed to; wildcard types ignore it.
 pub fn generate(
+    snap: &MeshSnapshot,
+    proxy: &Proxy,
+    type_url: &str,
+    names: &BTreeSet<String>,
+) -> Vec<Named> {
+    let mut out = generate_shared(snap, proxy, type_url, names);
+    out.extend(generate_own(snap, proxy, type_url));
+    out
+}
+
+/// What only this proxy gets: the inbound clusters and listeners of its
+/// own workload.
+pub fn generate_own(snap: &MeshSnapshot, proxy: &Proxy, type_url: &str) -> Vec<Named> {
+    match type_url {
+        type_url::CLUSTER => inbound::clusters(&inbound::ports(snap, proxy))
+            .iter()
+            .map(|c| Named::new(c.name.clone(), xds_proto::pack(c)))
+            .collect(),
+        type_url::LISTENER => inbound::listeners(&inbound::ports(snap, proxy))
+            .iter()
+            .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What every proxy of the same shape (interception mode, namespace,
+/// Sidecar) gets alike.
+pub fn generate_shared(
     snap: &MeshSnapshot,
     proxy: &Proxy,
     type_url: &str,

@@ -17,6 +17,7 @@ use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager:
     http_connection_manager::{CodecType, RouteSpecifier},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
+use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use xds_proto::protobuf::{Any, BoolValue};
 
 use super::common::{ads_config_source, socket_address};
@@ -58,15 +59,7 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
         .collect();
     for (port, svc) in tcp::tcp_ports(snap, visible, &http) {
         let proxy = tcp::tcp_proxy(snap, svc, port, proxy.namespace());
-        out.push(listener(
-            bind_address,
-            port,
-            bind,
-            Filter {
-                name: TCP_PROXY_FILTER.to_string(),
-                config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&proxy))),
-            },
-        ));
+        out.push(listener(bind_address, port, bind, tcp_proxy_filter(&proxy)));
     }
     out
 }
@@ -83,22 +76,32 @@ fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
         http_filters: vec![
             http_filter(CORS_FILTER, xds_proto::pack(&Cors::default())),
             http_filter(FAULT_FILTER, xds_proto::pack(&HttpFault::default())),
-            http_filter(ROUTER_FILTER, xds_proto::pack(&Router::default())),
+            router_filter(),
         ],
         ..Default::default()
     };
-    listener(
-        address,
-        port,
-        bind,
-        Filter {
-            name: HCM_FILTER.to_string(),
-            config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(&hcm))),
-        },
-    )
+    listener(address, port, bind, hcm_filter(&hcm))
 }
 
-fn listener(address: &str, port: u16, bind: bool, filter: Filter) -> Listener {
+pub(super) fn hcm_filter(hcm: &HttpConnectionManager) -> Filter {
+    Filter {
+        name: HCM_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(hcm))),
+    }
+}
+
+pub(super) fn tcp_proxy_filter(proxy: &TcpProxy) -> Filter {
+    Filter {
+        name: TCP_PROXY_FILTER.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(proxy))),
+    }
+}
+
+pub(super) fn router_filter() -> HttpFilter {
+    http_filter(ROUTER_FILTER, xds_proto::pack(&Router::default()))
+}
+
+pub(super) fn listener(address: &str, port: u16, bind: bool, filter: Filter) -> Listener {
     Listener {
         name: listener_name(address, port),
         address: Some(socket_address(address, port)),

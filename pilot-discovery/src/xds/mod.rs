@@ -10,6 +10,7 @@ pub mod delta;
 pub mod eds;
 pub mod generate;
 pub mod hub;
+mod inbound;
 pub mod lds;
 pub mod names;
 pub mod proxy;

@@ -33,6 +33,17 @@ impl ClusterName {
         }
     }
 
+    /// The cluster to a local-mode sidecar's own application:
+    /// `inbound|9080||`.
+    pub fn inbound(port: u16) -> Self {
+        ClusterName {
+            direction: Direction::Inbound,
+            port,
+            subset: String::new(),
+            host: Hostname::new(""),
+        }
+    }
+
     /// Parses a name this module produced; `None` for any other name.
     pub fn parse(name: &str) -> Option<ClusterName> {
         let mut parts = name.splitn(4, '|');
@@ -92,6 +103,9 @@ mod tests {
         let plain = ClusterName::parse("outbound|80||a.b").expect("parses");
         assert_eq!(plain.subset, "");
         assert_eq!(ClusterName::parse(BLACKHOLE_CLUSTER), None);
+        let inbound = ClusterName::inbound(9080);
+        assert_eq!(inbound.to_string(), "inbound|9080||");
+        assert_eq!(ClusterName::parse("inbound|9080||"), Some(inbound));
         assert_eq!(ClusterName::parse("outbound|x||a"), None);
     }
 }
