@@ -38,6 +38,9 @@ pub struct Echo {
     /// Path and query, as received.
     pub path: String,
     pub host: String,
+    /// The HTTP version the request came in, as `HTTP/1.1` or `HTTP/2.0`.
+    #[serde(default)]
+    pub version: String,
     /// Lower-cased names; repeated headers joined with ", ".
     pub headers: BTreeMap<String, String>,
 }
@@ -126,7 +129,12 @@ async fn answer(
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().path().to_string(), ToString::to_string),
-        host: headers.get("host").cloned().unwrap_or_default(),
+        host: headers
+            .get("host")
+            .cloned()
+            .or_else(|| req.uri().authority().map(ToString::to_string))
+            .unwrap_or_default(),
+        version: format!("{:?}", req.version()),
         headers,
     };
     let n = hits.fetch_add(1, Ordering::SeqCst);

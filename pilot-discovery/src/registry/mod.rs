@@ -232,6 +232,58 @@ spec:
     }
 
     #[test]
+    fn dns_entries_resolve_their_endpoints_or_their_host() {
+        let snap = snapshot_of(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext}
+spec:
+  hosts: [api.example.com, www.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: https, protocol: HTTPS, targetPort: 8443}, {number: 80, name: http, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: named}
+spec:
+  hosts: [db.example.com]
+  resolution: DNS
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  endpoints: [{address: db-1.example.com}, {address: db-2.example.com, ports: {tcp: 6432}}]
+"#,
+        );
+        let eps = |h: &str| -> Vec<(String, u16)> {
+            snap.endpoints(&Hostname::new(h))
+                .iter()
+                .map(|e| (e.address.clone(), e.port))
+                .collect()
+        };
+        let api = snap
+            .service(&Hostname::new("api.example.com"))
+            .expect("service");
+        assert_eq!(api.resolution, Resolution::DnsLb);
+        assert!(api.mesh_external);
+        assert_eq!(
+            eps("api.example.com"),
+            [
+                ("api.example.com".to_string(), 80),
+                ("api.example.com".to_string(), 8443)
+            ],
+            "each host resolves itself, on the target port"
+        );
+        assert_eq!(eps("www.example.com")[0].0, "www.example.com");
+        assert_eq!(
+            eps("db.example.com"),
+            [
+                ("db-1.example.com".to_string(), 5432),
+                ("db-2.example.com".to_string(), 6432)
+            ]
+        );
+    }
+
+    #[test]
     fn kubernetes_service_and_slice() {
         let snap = snapshot_of(
             r#"

@@ -8,7 +8,7 @@ use mesh_model::istio::EffectivePolicy;
 use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
 use xds_proto::pb::envoy::config::cluster::v3::{
     cluster::{
-        ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbConfig, LbPolicy,
+        ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbConfig, LbPolicy,
         OriginalDstLbConfig,
     },
     Cluster,
@@ -91,6 +91,9 @@ fn cluster(
         Resolution::DnsLb => {
             c.cluster_discovery_type =
                 Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
+            // Istio's choice for IPv4 proxies: an AAAA answer would send
+            // the proxy to an address family it may not route.
+            c.dns_lookup_family = DnsLookupFamily::V4Only as i32;
             // DNS clusters carry their endpoints inline; Envoy resolves them.
             c.load_assignment = Some(load_assignment_for(snap, name));
         }
