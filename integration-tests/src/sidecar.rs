@@ -42,8 +42,32 @@ pub fn agent_command(
     pod: &str,
     namespace: &str,
 ) -> anyhow::Result<Command> {
+    proxy_command(
+        "sidecar",
+        grpc,
+        xds,
+        envoy,
+        config_path,
+        ports,
+        pod,
+        namespace,
+    )
+}
+
+/// As [`agent_command`], for a proxy of `kind` (`sidecar` or `router`).
+#[allow(clippy::too_many_arguments)]
+pub fn proxy_command(
+    kind: &str,
+    grpc: u16,
+    xds: Xds,
+    envoy: &Path,
+    config_path: &Path,
+    ports: SidecarPorts,
+    pod: &str,
+    namespace: &str,
+) -> anyhow::Result<Command> {
     let mut cmd = Command::new(workspace_binary("pilot-agent")?);
-    cmd.args(["proxy", "sidecar"])
+    cmd.args(["proxy", kind])
         .args(["--discovery-address", &format!("127.0.0.1:{grpc}")])
         .args(["--xds-type", xds.flag()])
         .arg("--envoy-binary")

@@ -20,7 +20,7 @@ use crate::discovery::Discovery;
 use crate::echo::EchoServer;
 use crate::mesh::{dump_section, Xds};
 use crate::process::Proc;
-use crate::sidecar::{agent_command, SidecarPorts};
+use crate::sidecar::{agent_command, proxy_command, SidecarPorts};
 use crate::wait;
 
 pub const NAMESPACE: &str = "default";
@@ -202,8 +202,25 @@ impl TrafficMesh {
         instance_ip: &str,
         labels: &str,
     ) -> anyhow::Result<(Proc, SidecarPorts)> {
+        self.start_proxy("sidecar", pod, instance_ip, labels)
+    }
+
+    /// Starts a gateway proxy (`pilot-agent proxy router`) for pod `pod`
+    /// with `labels` (a JSON object) on the same discovery.
+    pub fn start_router(&self, pod: &str, labels: &str) -> anyhow::Result<(Proc, SidecarPorts)> {
+        self.start_proxy("router", pod, "127.0.0.1", labels)
+    }
+
+    fn start_proxy(
+        &self,
+        kind: &str,
+        pod: &str,
+        instance_ip: &str,
+        labels: &str,
+    ) -> anyhow::Result<(Proc, SidecarPorts)> {
         let ports = SidecarPorts::free()?;
-        let mut cmd = agent_command(
+        let mut cmd = proxy_command(
+            kind,
             self.discovery.grpc,
             Xds::Delta,
             &envoy()?,

@@ -60,7 +60,12 @@ async fn dns_entries_are_resolved_by_envoy() {
     mesh.wait_for("the DNS entry", port, &call, |r| r.who() == "api")
         .await
         .expect("localhost resolved to the echo server");
-    let seen = mesh.call(port, &call).await.expect("answer").echo().expect("echo");
+    let seen = mesh
+        .call(port, &call)
+        .await
+        .expect("answer")
+        .echo()
+        .expect("echo");
     assert_eq!(seen.path, "/dns");
 
     let dump = mesh.config_dump().await.expect("config dump");
@@ -176,13 +181,26 @@ async fn a_static_entry_serves_several_ports_and_protocols_from_workload_entries
     mesh.wait_for("HTTP port", ports[0], &call, |r| r.who() == "web")
         .await
         .expect("HTTP reaches its workload port");
-    let seen = mesh.call(ports[0], &call).await.expect("answer").echo().expect("echo");
+    let seen = mesh
+        .call(ports[0], &call)
+        .await
+        .expect("answer")
+        .echo()
+        .expect("echo");
     assert_eq!(seen.version, "HTTP/1.1");
     mesh.wait_for("gRPC port", ports[1], &call, |r| r.who() == "grpc")
         .await
         .expect("HTTP/2 port reaches its workload port");
-    let seen = mesh.call(ports[1], &call).await.expect("answer").echo().expect("echo");
-    assert_eq!(seen.version, "HTTP/2.0", "a GRPC port speaks HTTP/2 upstream");
+    let seen = mesh
+        .call(ports[1], &call)
+        .await
+        .expect("answer")
+        .echo()
+        .expect("echo");
+    assert_eq!(
+        seen.version, "HTTP/2.0",
+        "a GRPC port speaks HTTP/2 upstream"
+    );
     let tcp = SocketAddr::from(([127, 0, 0, 1], ports[2]));
     wait::until("TCP port", Duration::from_secs(30), || async {
         match tcp_name(tcp).await {
@@ -221,10 +239,16 @@ async fn a_static_entry_serves_several_ports_and_protocols_from_workload_entries
         .expect("a matching WorkloadEntry joins");
     let replies = mesh.calls(ports[0], &call, 40).await.expect("answers");
     assert!(
-        replies.iter().all(|r| r.who() == "web" || r.who() == "web2"),
+        replies
+            .iter()
+            .all(|r| r.who() == "web" || r.who() == "web2"),
         "{:?}",
         integration_tests::traffic::count(&replies)
     );
-    assert_eq!(stranger.hits(), 0, "a WorkloadEntry the selector does not pick");
+    assert_eq!(
+        stranger.hits(),
+        0,
+        "a WorkloadEntry the selector does not pick"
+    );
     mesh.ensure_nothing_rejected().await.expect("no NACKs");
 }

@@ -15,6 +15,7 @@ pub enum ConfigKind {
     ServiceEntry,
     WorkloadEntry,
     Sidecar,
+    Gateway,
     Service,
     EndpointSlice,
     /// core/v1 Endpoints, for API servers that serve no `discovery.k8s.io/v1`.
@@ -31,6 +32,7 @@ impl ConfigKind {
             ConfigKind::ServiceEntry => "ServiceEntry",
             ConfigKind::WorkloadEntry => "WorkloadEntry",
             ConfigKind::Sidecar => "Sidecar",
+            ConfigKind::Gateway => "Gateway",
             ConfigKind::Service => "Service",
             ConfigKind::EndpointSlice => "EndpointSlice",
             ConfigKind::Endpoints => "Endpoints",

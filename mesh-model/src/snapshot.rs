@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::host::Hostname;
 use crate::istio::sidecar::ROOT_NAMESPACE;
-use crate::istio::{DestinationRule, Sidecar, VirtualService};
+use crate::istio::{DestinationRule, Gateway, Sidecar, VirtualService};
 use crate::service::Service;
 
 /// One immutable view of the whole mesh. A push reads one snapshot from start
@@ -26,6 +26,8 @@ pub struct MeshSnapshot {
     /// In load order; [`MeshSnapshot::sidecar_for`] picks the one that
     /// applies to a proxy.
     pub sidecars: Vec<Arc<Config<Sidecar>>>,
+    /// In load order.
+    pub gateways: Vec<Arc<Config<Gateway>>>,
     /// Derived from `virtual_services` on first use (leave it default): for
     /// each resolved host, the VirtualServices naming it. A snapshot is not
     /// changed once it is in use, so the index never goes stale.
@@ -61,7 +63,8 @@ impl MeshSnapshot {
             || self.services != old.services
             || self.virtual_services != old.virtual_services
             || self.destination_rules != old.destination_rules
-            || self.sidecars != old.sidecars;
+            || self.sidecars != old.sidecars
+            || self.gateways != old.gateways;
         let mut endpoints = BTreeSet::new();
         for (host, eps) in &self.endpoints {
             if old.endpoints.get(host) != Some(eps) {

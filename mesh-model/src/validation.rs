@@ -15,9 +15,10 @@ use crate::istio::destination_rule::{
 use crate::istio::sidecar::ImportedHost;
 use crate::istio::virtual_service::{Headers, Percent};
 use crate::istio::{
-    Destination, DestinationRule, HttpMatchRequest, HttpRoute, ServiceEntry,
+    Destination, DestinationRule, Gateway, HttpMatchRequest, HttpRoute, ServiceEntry,
     ServiceEntryResolution, Sidecar, StringMatch, TrafficPolicy, VirtualService, WorkloadEntry,
 };
+use crate::service::Protocol;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -641,6 +642,69 @@ pub fn validate_service_entry(se: &ServiceEntry) -> Result<(), ValidationErrors>
     errs.finish()
 }
 
+fn check_wildcard_host(errs: &mut Errors, at: &str, host: &str) {
+    let valid = host == "*"
+        || host
+            .strip_prefix("*.")
+            .unwrap_or(host)
+            .chars()
+            .all(|c| c != '*');
+    if !valid || host == "*." || host.is_empty() {
+        errs.add(
+            at,
+            format!("{host:?}: a wildcard may only be a leading \"*\" or \"*.\""),
+        );
+    }
+}
+
+pub fn validate_gateway(gw: &Gateway) -> Result<(), ValidationErrors> {
+    let mut errs = Errors::default();
+    if gw.servers.is_empty() {
+        errs.add("spec.servers", "at least one server is required");
+    }
+    let mut bound = BTreeSet::new();
+    for (s, server) in gw.servers.iter().enumerate() {
+        let at = format!("spec.servers[{s}]");
+        check_port(&mut errs, format!("{at}.port.number"), server.port.number);
+        if !Protocol::parse(&server.port.protocol).is_http() {
+            errs.add(
+                format!("{at}.port.protocol"),
+                format!(
+                    "{:?} is not supported (HTTP, HTTP2 or GRPC; TLS servers are not implemented)",
+                    server.port.protocol
+                ),
+            );
+        }
+        if !server.bind.is_empty() && server.bind.parse::<IpAddr>().is_err() {
+            errs.add(
+                format!("{at}.bind"),
+                format!("{:?} is not an IP address", server.bind),
+            );
+        }
+        if !bound.insert((server.bind.as_str(), server.port.number)) {
+            errs.add(
+                format!("{at}.port.number"),
+                format!(
+                    "port {} is already used by another server",
+                    server.port.number
+                ),
+            );
+        }
+        if server.hosts.is_empty() {
+            errs.add(format!("{at}.hosts"), "at least one host is required");
+        }
+        for (h, entry) in server.hosts.iter().enumerate() {
+            let host = match entry.split_once('/') {
+                Some((ns, host)) if !ns.is_empty() => host,
+                Some(_) => "",
+                None => entry.as_str(),
+            };
+            check_wildcard_host(&mut errs, &format!("{at}.hosts[{h}]"), host);
+        }
+    }
+    errs.finish()
+}
+
 pub fn validate_sidecar(sc: &Sidecar) -> Result<(), ValidationErrors> {
     let mut errs = Errors::default();
     if sc.egress.is_empty() {
@@ -668,19 +732,7 @@ pub fn validate_sidecar(sc: &Sidecar) -> Result<(), ValidationErrors> {
                 );
                 continue;
             };
-            let host = imported.host;
-            let valid = host == "*"
-                || host
-                    .strip_prefix("*.")
-                    .unwrap_or(host)
-                    .chars()
-                    .all(|c| c != '*');
-            if !valid || host == "*." {
-                errs.add(
-                    at,
-                    format!("{host:?}: a wildcard may only be a leading \"*\" or \"*.\""),
-                );
-            }
+            check_wildcard_host(&mut errs, &at, imported.host);
         }
     }
     if let Some(selector) = &sc.workload_selector {
@@ -983,5 +1035,52 @@ outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 "#,
         );
         assert_eq!(validate_sidecar(&good), Ok(()));
+    }
+
+    #[test]
+    fn every_gateway_field_is_checked_and_named() {
+        let gw: Gateway = from_yaml(
+            r#"
+servers:
+- port: {number: 0, protocol: TLS}
+  hosts: ["*.a.*"]
+  bind: localhost
+- port: {number: 80, protocol: HTTP}
+  hosts: []
+- port: {number: 80, protocol: http}
+  hosts: ["/x", "ns/*"]
+"#,
+        );
+        let err = validate_gateway(&gw).expect_err("invalid");
+        assert_eq!(
+            fields(&err),
+            vec![
+                "spec.servers[0].port.number",
+                "spec.servers[0].port.protocol",
+                "spec.servers[0].bind",
+                "spec.servers[0].hosts[0]",
+                "spec.servers[1].hosts",
+                "spec.servers[2].port.number",
+                "spec.servers[2].hosts[0]",
+            ],
+            "{err}"
+        );
+        let empty: Gateway = from_yaml("selector: {istio: ingressgateway}");
+        assert_eq!(
+            fields(&validate_gateway(&empty).expect_err("no servers")),
+            vec!["spec.servers"]
+        );
+        let good: Gateway = from_yaml(
+            r#"
+selector: {istio: ingressgateway}
+servers:
+- port: {number: 8080, name: http, protocol: HTTP}
+  hosts: ["*", "shop/*.example.com"]
+  bind: 127.0.0.1
+- port: {number: 8081, name: grpc, protocol: GRPC}
+  hosts: [api.example.com]
+"#,
+        );
+        assert_eq!(validate_gateway(&good), Ok(()));
     }
 }

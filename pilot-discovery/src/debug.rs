@@ -105,6 +105,7 @@ fn resource_json(r: &Resource) -> Value {
         Resource::ServiceEntry(c) => serde_json::to_value(c),
         Resource::WorkloadEntry(c) => serde_json::to_value(c),
         Resource::Sidecar(c) => serde_json::to_value(c),
+        Resource::Gateway(c) => serde_json::to_value(c),
         Resource::KubeService(s) => serde_json::to_value(s),
         Resource::EndpointSlice(s) => serde_json::to_value(s),
         Resource::KubeEndpoints(e) => serde_json::to_value(e),

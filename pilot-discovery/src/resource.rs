@@ -7,7 +7,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Endpoints, Service as KubeService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use mesh_model::istio::{DestinationRule, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
+use mesh_model::istio::{
+    DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+};
 use mesh_model::{Config, ConfigKey, ConfigKind};
 
 use crate::registry::kube::{NodeInfo, PodInfo};
@@ -22,6 +24,7 @@ pub enum Resource {
     ServiceEntry(Arc<Config<ServiceEntry>>),
     WorkloadEntry(Arc<Config<WorkloadEntry>>),
     Sidecar(Arc<Config<Sidecar>>),
+    Gateway(Arc<Config<Gateway>>),
     KubeService(Arc<KubeService>),
     EndpointSlice(Arc<EndpointSlice>),
     KubeEndpoints(Arc<Endpoints>),
@@ -39,6 +42,7 @@ impl Resource {
             Resource::ServiceEntry(c) => c.key(ConfigKind::ServiceEntry),
             Resource::WorkloadEntry(c) => c.key(ConfigKind::WorkloadEntry),
             Resource::Sidecar(c) => c.key(ConfigKind::Sidecar),
+            Resource::Gateway(c) => c.key(ConfigKind::Gateway),
             Resource::KubeService(s) => kube_key(ConfigKind::Service, &s.metadata),
             Resource::EndpointSlice(s) => kube_key(ConfigKind::EndpointSlice, &s.metadata),
             Resource::KubeEndpoints(e) => kube_key(ConfigKind::Endpoints, &e.metadata),

@@ -7,6 +7,7 @@
 //! Deserialize them from a `serde_json::Value` (YAML is read into one first).
 
 pub mod destination_rule;
+pub mod gateway;
 pub mod service_entry;
 pub mod sidecar;
 pub mod string_match;
@@ -14,6 +15,7 @@ pub mod virtual_service;
 pub mod workload_entry;
 
 pub use destination_rule::{DestinationRule, EffectivePolicy, Subset, TrafficPolicy};
+pub use gateway::Gateway;
 pub use service_entry::{
     Location, ServiceEntry, ServiceEntryPort, ServiceEntryResolution, WorkloadSelector,
 };

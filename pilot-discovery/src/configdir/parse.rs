@@ -12,10 +12,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mesh_model::istio::{DestinationRule, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
+use mesh_model::istio::{
+    DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+};
 use mesh_model::validation::{
-    validate_destination_rule, validate_service_entry, validate_sidecar, validate_virtual_service,
-    validate_workload_entry, ValidationErrors,
+    validate_destination_rule, validate_gateway, validate_service_entry, validate_sidecar,
+    validate_virtual_service, validate_workload_entry, ValidationErrors,
 };
 use mesh_model::{Config, ConfigKey, ConfigKind, ConfigMeta};
 use serde::de::DeserializeOwned;
@@ -185,6 +187,7 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
         ("networking.istio.io", "ServiceEntry") => ConfigKind::ServiceEntry,
         ("networking.istio.io", "WorkloadEntry") => ConfigKind::WorkloadEntry,
         ("networking.istio.io", "Sidecar") => ConfigKind::Sidecar,
+        ("networking.istio.io", "Gateway") => ConfigKind::Gateway,
         ("", "Service") if api_version == "v1" => ConfigKind::Service,
         ("discovery.k8s.io", "EndpointSlice") if api_version == "discovery.k8s.io/v1" => {
             ConfigKind::EndpointSlice
@@ -253,6 +256,11 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
             let spec: Sidecar = deserialize_at(spec(), "spec", k.clone())?;
             validated(&key, validate_sidecar(&spec))?;
             Resource::Sidecar(Arc::new(Config { meta, spec }))
+        }
+        ConfigKind::Gateway => {
+            let spec: Gateway = deserialize_at(spec(), "spec", k.clone())?;
+            validated(&key, validate_gateway(&spec))?;
+            Resource::Gateway(Arc::new(Config { meta, spec }))
         }
         ConfigKind::Service => {
             let mut svc: k8s_openapi::api::core::v1::Service = deserialize_at(doc, "", k)?;

@@ -13,12 +13,13 @@ const DISCOVERY_GROUP: &str = "discovery.k8s.io";
 pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
 
 /// The Istio kinds the model reads.
-pub const ISTIO_KINDS: [ConfigKind; 5] = [
+pub const ISTIO_KINDS: [ConfigKind; 6] = [
     ConfigKind::VirtualService,
     ConfigKind::DestinationRule,
     ConfigKind::ServiceEntry,
     ConfigKind::WorkloadEntry,
     ConfigKind::Sidecar,
+    ConfigKind::Gateway,
 ];
 
 /// The operator's choice of endpoints API (`--endpoint-api`).
@@ -203,7 +204,7 @@ mod tests {
             r#"{"groupVersion":"networking.istio.io/v1","resources":[
               {"name":"virtualservices","singularName":"virtualservice","namespaced":true,"kind":"VirtualService","verbs":["get","list","watch"]},
               {"name":"virtualservices/status","singularName":"","namespaced":true,"kind":"VirtualService","verbs":["get"]},
-              {"name":"gateways","singularName":"gateway","namespaced":true,"kind":"Gateway","verbs":["list"]}]}"#,
+              {"name":"envoyfilters","singularName":"envoyfilter","namespaced":true,"kind":"EnvoyFilter","verbs":["list"]}]}"#,
         )
         .expect("v1 list");
         let v1alpha3: APIResourceList = serde_json::from_str(

@@ -59,6 +59,7 @@ pub fn build_snapshot(
             }
             Resource::VirtualService(vs) => snap.virtual_services.push(vs.clone()),
             Resource::Sidecar(sc) => snap.sidecars.push(sc.clone()),
+            Resource::Gateway(gw) => snap.gateways.push(gw.clone()),
             Resource::DestinationRule(dr) => {
                 let host = Hostname::resolve(&dr.spec.host, &dr.meta.namespace, domain);
                 if let Some(existing) = snap.destination_rules.get(&host) {

@@ -13,9 +13,10 @@ use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use mesh_model::{ConfigKey, MeshSnapshot};
+use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, NodeType};
 use xds_proto::type_url;
 
+use super::gateway;
 use super::generate::{generate, generate_own, generate_shared, Named};
 use super::hub::lock;
 use super::proxy::Proxy;
@@ -75,12 +76,14 @@ impl<V: Clone> Cells<String, V> {
 
 /// What makes two proxies' clusters, listeners and routes differ: whether
 /// the proxy binds its listeners itself (local mode), its namespace
-/// (VirtualServices follow `exportTo`) and the Sidecar that scopes it.
+/// (VirtualServices follow `exportTo`), the Sidecar that scopes it and, for
+/// a gateway, the Gateways that select it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Shape {
     local_mode: bool,
     namespace: String,
     sidecar: Option<ConfigKey>,
+    gateways: Option<Vec<ConfigKey>>,
 }
 
 /// One generated list of resources, shared by every proxy of one shape.
@@ -134,6 +137,11 @@ impl PushContext {
             local_mode: proxy.is_local_mode(),
             namespace: proxy.namespace().to_string(),
             sidecar: Visibility::of(&self.snapshot, proxy).key(),
+            gateways: (proxy.id.node_type == NodeType::Router).then(|| {
+                gateway::selected(&self.snapshot, proxy)
+                    .map(|g| g.key(ConfigKind::Gateway))
+                    .collect()
+            }),
         };
         match t {
             type_url::CLUSTER => {

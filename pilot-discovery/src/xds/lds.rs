@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use mesh_model::MeshSnapshot;
+use mesh_model::{MeshSnapshot, NodeType};
 use xds_proto::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use xds_proto::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use xds_proto::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
@@ -21,6 +21,7 @@ use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use xds_proto::protobuf::{Any, BoolValue};
 
 use super::common::{ads_config_source, socket_address};
+use super::gateway;
 use super::names::{listener_name, route_config_name};
 use super::proxy::Proxy;
 use super::tcp;
@@ -46,6 +47,9 @@ pub fn http_ports(snap: &MeshSnapshot, visible: Visibility<'_>) -> BTreeSet<u16>
 }
 
 pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
+    if proxy.id.node_type == NodeType::Router {
+        return gateway::listeners(snap, proxy);
+    }
     let (bind_address, bind) = if proxy.is_local_mode() {
         ("127.0.0.1", true)
     } else {
@@ -65,13 +69,23 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
 }
 
 fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
+    http_listener_with_routes(address, port, bind, route_config_name(port))
+}
+
+/// An HTTP listener whose routes come from RDS configuration `routes`.
+pub(super) fn http_listener_with_routes(
+    address: &str,
+    port: u16,
+    bind: bool,
+    routes: String,
+) -> Listener {
     let name = listener_name(address, port);
     let hcm = HttpConnectionManager {
         stat_prefix: format!("outbound_{name}"),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
-            route_config_name: route_config_name(port),
+            route_config_name: routes,
         })),
         http_filters: vec![
             http_filter(CORS_FILTER, xds_proto::pack(&Cors::default())),

@@ -8,6 +8,7 @@ mod common;
 pub mod context;
 pub mod delta;
 pub mod eds;
+mod gateway;
 pub mod generate;
 pub mod hub;
 mod inbound;

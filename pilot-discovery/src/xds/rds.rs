@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use mesh_model::istio::OutboundMode;
-use mesh_model::{MeshSnapshot, Resolution, Service};
+use mesh_model::{MeshSnapshot, NodeType, Resolution, Service};
 use xds_proto::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, route, HeaderMatcher, Route, RouteConfiguration,
     VirtualHost,
 };
 use xds_proto::protobuf::BoolValue;
 
+use super::gateway;
 use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
@@ -26,6 +27,10 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         validate_clusters: Some(BoolValue { value: false }),
         ..Default::default()
     };
+    if proxy.id.node_type == NodeType::Router {
+        gateway::add_virtual_hosts(&mut rc, snap, proxy);
+        return rc;
+    }
     let Ok(port) = name.parse::<u16>() else {
         return rc;
     };
