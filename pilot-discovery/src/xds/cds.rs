@@ -17,6 +17,7 @@ use xds_proto::pb::envoy::config::cluster::v3::{
 use super::cluster_policy;
 use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
+use super::inbound;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::visibility::Visibility;
@@ -50,6 +51,11 @@ pub fn clusters(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Cluster> {
     }
     out.push(blackhole());
     out.push(passthrough(local_mode));
+    if !local_mode {
+        out.push(inbound::original_destination(
+            inbound::INBOUND_PASSTHROUGH_CLUSTER.to_string(),
+        ));
+    }
     out
 }
 

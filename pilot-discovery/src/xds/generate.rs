@@ -6,7 +6,7 @@ use mesh_model::MeshSnapshot;
 use xds_proto::protobuf::Any;
 use xds_proto::type_url;
 
-use mesh_model::Hostname;
+use mesh_model::{Hostname, NodeType};
 
 use super::names::ClusterName;
 use super::proxy::Proxy;
@@ -113,15 +113,20 @@ pub fn generate(
 /// What only this proxy gets: the inbound clusters and listeners of its
 /// own workload.
 pub fn generate_own(snap: &MeshSnapshot, proxy: &Proxy, type_url: &str) -> Vec<Named> {
+    if proxy.id.node_type == NodeType::Router {
+        return Vec::new();
+    }
     match type_url {
-        type_url::CLUSTER => inbound::clusters(&inbound::ports(snap, proxy))
+        type_url::CLUSTER => inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
             .iter()
             .map(|c| Named::new(c.name.clone(), xds_proto::pack(c)))
             .collect(),
-        type_url::LISTENER => inbound::listeners(&inbound::ports(snap, proxy))
-            .iter()
-            .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
-            .collect(),
+        type_url::LISTENER => {
+            inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
+                .iter()
+                .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
+                .collect()
+        }
         _ => Vec::new(),
     }
 }

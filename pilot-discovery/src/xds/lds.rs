@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 
+use mesh_model::istio::OutboundMode;
 use mesh_model::{MeshSnapshot, NodeType};
+use xds_proto::pb::envoy::config::core::v3::TrafficDirection;
 use xds_proto::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use xds_proto::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use xds_proto::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
@@ -17,15 +19,20 @@ use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager:
     http_connection_manager::{CodecType, RouteSpecifier},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
-use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
+    tcp_proxy::ClusterSpecifier as TcpClusterSpecifier, TcpProxy,
+};
 use xds_proto::protobuf::{Any, BoolValue};
 
 use super::common::{ads_config_source, socket_address};
 use super::gateway;
-use super::names::{listener_name, route_config_name};
+use super::names::{listener_name, route_config_name, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::tcp;
 use super::visibility::Visibility;
+
+/// Where captured listeners listen: every address of the pod.
+pub const ANY_ADDRESS: &str = "0.0.0.0";
 
 const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
@@ -53,7 +60,7 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
     let (bind_address, bind) = if proxy.is_local_mode() {
         ("127.0.0.1", true)
     } else {
-        ("0.0.0.0", false)
+        (ANY_ADDRESS, false)
     };
     let visible = Visibility::of(snap, proxy);
     let http = http_ports(snap, visible);
@@ -65,7 +72,41 @@ pub fn listeners(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Listener> {
         let proxy = tcp::tcp_proxy(snap, svc, port, proxy.namespace());
         out.push(listener(bind_address, port, bind, tcp_proxy_filter(&proxy)));
     }
+    if !bind {
+        out.push(virtual_outbound(visible.outbound_mode()));
+    }
     out
+}
+
+/// Istio's name and port for the listener iptables sends outbound traffic
+/// to. It hands each connection to the listener of its original
+/// destination port, or, for a port no service uses, passes it through or
+/// drops it by the outbound traffic policy.
+pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
+pub const VIRTUAL_OUTBOUND_PORT: u16 = 15001;
+
+fn virtual_outbound(mode: OutboundMode) -> Listener {
+    let cluster = match mode {
+        OutboundMode::AllowAny => PASSTHROUGH_CLUSTER,
+        OutboundMode::RegistryOnly => BLACKHOLE_CLUSTER,
+    };
+    let passthrough = TcpProxy {
+        stat_prefix: cluster.to_string(),
+        cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster.to_string())),
+        ..Default::default()
+    };
+    Listener {
+        name: VIRTUAL_OUTBOUND.to_string(),
+        address: Some(socket_address(ANY_ADDRESS, VIRTUAL_OUTBOUND_PORT)),
+        use_original_dst: Some(BoolValue { value: true }),
+        default_filter_chain: Some(FilterChain {
+            name: "PassthroughFilterChain".to_string(),
+            filters: vec![tcp_proxy_filter(&passthrough)],
+            ..Default::default()
+        }),
+        traffic_direction: TrafficDirection::Outbound as i32,
+        ..Default::default()
+    }
 }
 
 fn http_listener(address: &str, port: u16, bind: bool) -> Listener {
