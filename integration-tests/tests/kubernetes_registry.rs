@@ -542,7 +542,12 @@ async fn manifests_apply_and_their_role_is_all_discovery_needs() {
         served.endpoint_api,
         pilot_discovery::kubernetes::EndpointApi::Endpoints
     );
-    assert_eq!(served.istio.len(), 4, "{:?}", served.istio);
+    assert_eq!(
+        served.istio.len(),
+        pilot_discovery::kubernetes::discovery::ISTIO_KINDS.len(),
+        "every kind the model reads has its CRD in the manifests: {:?}",
+        served.istio
+    );
 
     let work = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api
