@@ -1,6 +1,7 @@
 //! Zero NACKs: every example folder, and a generated set of valid configs
-//! covering each VirtualService and DestinationRule field, are pushed to a
-//! real Envoy, which must accept all of it.
+//! covering each VirtualService, DestinationRule, Sidecar and Gateway
+//! field, are pushed to a real Envoy (a sidecar, and a router for the
+//! Gateways), which must accept all of it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
 use integration_tests::traffic::{
-    destination_rule, service_on, tcp_virtual_service, virtual_service, TrafficMesh,
+    destination_rule, service_on, sidecar, tcp_virtual_service, virtual_service, TrafficMesh,
 };
 use serde_json::Value;
 
@@ -208,7 +209,172 @@ async fn generated_configs_covering_every_field_are_accepted() {
     ));
     files.push(("tcp0-dr.yaml".into(), subset_rule("tcp0", "")));
     listeners.push(format!("127.0.0.1_{tcp}"));
+    // Sidecar: one for the whole namespace, which scopes the test proxy
+    // (every generated service is in its namespace, so all stay), and one
+    // for other workloads.
+    files.push((
+        "scope.yaml".into(),
+        sidecar(
+            "default",
+            "  egress: [{hosts: [\"./*\", \"istio-system/*\", \"*/*.example.com\", \"~/*\"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+",
+        ),
+    ));
+    files.push((
+        "scope-selected.yaml".into(),
+        sidecar(
+            "selected",
+            "  workloadSelector: {labels: {app: other}}
+  egress: [{hosts: [\"*/*\"]}]
+  outboundTrafficPolicy: {mode: ALLOW_ANY}
+",
+        ),
+    ));
     accepted_whole(&files, &routes, &listeners).await;
+}
+
+/// Gateways covering each Gateway field, with VirtualServices bound to
+/// them in each way, taken by a real Envoy run as a router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_gateways_are_accepted_by_a_router() {
+    let endpoint = free_port().expect("port");
+    let ports = [
+        free_port().expect("port"),
+        free_port().expect("port"),
+        free_port().expect("port"),
+    ];
+    let gateway = |name: &str, selector: &str, servers: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: default}}
+spec:
+  selector: {{{selector}}}
+  servers:
+{servers}"
+        )
+    };
+    let bound = |name: &str, hosts: &str, gateways: &str, rule: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hosts: [{hosts}]
+  gateways: [{gateways}]
+  http:
+  - {rule}
+    route: [{{destination: {{host: web, subset: v1}}}}]
+"
+        )
+    };
+    let [p1, p2, p3] = ports;
+    let files = [
+        (
+            "web.yaml".to_string(),
+            service_on("web", free_port().expect("port"), "HTTP", &[(endpoint, &[("version", "v1")])]),
+        ),
+        ("web-dr.yaml".to_string(), subset_rule("web", "")),
+        (
+            "gw-a.yaml".to_string(),
+            gateway(
+                "gw-a",
+                "istio: ingressgateway",
+                &format!(
+                    "  - {{port: {{number: {p1}, name: http, protocol: HTTP}}, hosts: [\"*\"], bind: 127.0.0.1, name: plain}}
+  - {{port: {{number: {p2}, name: http2, protocol: HTTP2}}, hosts: [\"default/*.example.com\"], bind: 127.0.0.1}}
+  - {{port: {{number: {p3}, name: grpc, protocol: GRPC, targetPort: {p3}}}, hosts: [api.example.com], bind: 127.0.0.1}}
+"
+                ),
+            ),
+        ),
+        (
+            "gw-b.yaml".to_string(),
+            gateway(
+                "gw-b",
+                "istio: ingressgateway, tier: edge",
+                &format!("  - {{port: {{number: {p1}, protocol: HTTP}}, hosts: [other.test], bind: 127.0.0.1}}\n"),
+            ),
+        ),
+        (
+            "gw-c.yaml".to_string(),
+            gateway(
+                "gw-c",
+                "istio: egressgateway",
+                "  - {port: {number: 80, protocol: HTTP}, hosts: [\"*\"]}\n",
+            ),
+        ),
+        (
+            "vs-all.yaml".to_string(),
+            bound("all", "\"*\"", "gw-a", "retries: {attempts: 1}\n    timeout: 2s"),
+        ),
+        (
+            "vs-www.yaml".to_string(),
+            bound(
+                "www",
+                "www.example.com, other.test",
+                "default/gw-a, gw-b",
+                "match: [{uri: {prefix: /api}}]\n    rewrite: {uri: /}\n    fault: {abort: {httpStatus: 503, percentage: {value: 1}}}",
+            ),
+        ),
+        (
+            "vs-api.yaml".to_string(),
+            bound("api", "api.example.com", "gw-a, mesh", "headers: {request: {set: {x-gw: a}}}"),
+        ),
+    ];
+    let files: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let mesh = TrafficMesh::start(&files).await.expect("mesh starts");
+    let (_router, router_ports) = mesh
+        .start_router("ingress-0", r#"{"istio":"ingressgateway","tier":"edge"}"#)
+        .expect("router starts");
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], router_ports.admin));
+    let mut want_listeners: Vec<String> = ports.iter().map(|p| format!("127.0.0.1_{p}")).collect();
+    want_listeners.sort();
+    let mut want_routes: Vec<String> = ports.iter().map(|p| format!("http.{p}")).collect();
+    want_routes.sort();
+    integration_tests::wait::until(
+        "the router to hold the config",
+        Duration::from_secs(30),
+        || {
+            let (want_listeners, want_routes) = (&want_listeners, &want_routes);
+            async move {
+                let dump = integration_tests::client::Call::get("127.0.0.1", "/config_dump")
+                    .send(admin)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                let dump: Value = serde_json::from_str(&dump.body).map_err(|e| e.to_string())?;
+                let mut have_listeners =
+                    names(&dump, "ListenersConfigDump", "dynamic_listeners", "/name");
+                have_listeners.sort();
+                let mut have_routes = names(
+                    &dump,
+                    "RoutesConfigDump",
+                    "dynamic_route_configs",
+                    "/route_config/name",
+                );
+                have_routes.sort();
+                if &have_listeners == want_listeners && &have_routes == want_routes {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("have {have_listeners:?} {have_routes:?}"))
+                }
+            }
+        },
+    )
+    .await
+    .expect("the router takes the config");
+    let rejected = pilot_agent::admin::Admin::new(router_ports.admin, Duration::from_secs(5))
+        .stats("update_rejected")
+        .await
+        .expect("stats");
+    assert!(
+        rejected.values().all(|v| *v == 0),
+        "the router's Envoy rejected config: {rejected:?}"
+    );
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("nothing rejected");
 }
 
 fn subset_rule(name: &str, policy: &str) -> String {
