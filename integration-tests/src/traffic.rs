@@ -115,16 +115,68 @@ spec:
     )
 }
 
-/// A Sidecar resource `name` in the test namespace; `spec` holds the spec,
-/// indented by two spaces.
-pub fn sidecar(name: &str, spec: &str) -> String {
+/// A `networking.istio.io` resource of `kind` named `name` in the test
+/// namespace; `spec` holds the spec, indented by two spaces.
+pub fn resource(kind: &str, name: &str, spec: &str) -> String {
     format!(
         "apiVersion: networking.istio.io/v1
-kind: Sidecar
+kind: {kind}
 metadata: {{name: {name}, namespace: {NAMESPACE}}}
 spec:
 {spec}"
     )
+}
+
+/// A Sidecar resource `name`; `spec` indented by two spaces.
+pub fn sidecar(name: &str, spec: &str) -> String {
+    resource("Sidecar", name, spec)
+}
+
+/// Envoy's admin `/config_dump` on `admin_port`.
+pub async fn config_dump_at(admin_port: u16) -> anyhow::Result<Value> {
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let r = Call::get("127.0.0.1", "/config_dump").send(admin).await?;
+    anyhow::ensure!(r.status == 200, "config_dump answered HTTP {}", r.status);
+    serde_json::from_str(&r.body).context("config_dump is not JSON")
+}
+
+/// The names of the listeners in a config dump, sorted.
+pub fn listener_names(dump: &Value) -> Vec<String> {
+    sorted_names(dump, "ListenersConfigDump", "dynamic_listeners", "/name")
+}
+
+/// The names of the route configurations in a config dump, sorted.
+pub fn route_config_names(dump: &Value) -> Vec<String> {
+    sorted_names(
+        dump,
+        "RoutesConfigDump",
+        "dynamic_route_configs",
+        "/route_config/name",
+    )
+}
+
+fn sorted_names(dump: &Value, suffix: &str, field: &str, pointer: &str) -> Vec<String> {
+    let mut out: Vec<String> = dump_section(dump, suffix, field)
+        .into_iter()
+        .filter_map(|v| v.pointer(pointer)?.as_str().map(ToString::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Fails unless the Envoy with admin port `admin_port` took every config
+/// it was sent (no `update_rejected` stat above zero).
+pub async fn ensure_envoy_took_all(admin_port: u16) -> anyhow::Result<()> {
+    let stats = Admin::new(admin_port, Duration::from_secs(5))
+        .stats("update_rejected")
+        .await?;
+    let rejected: Vec<String> = stats
+        .into_iter()
+        .filter(|(k, v)| k.ends_with("update_rejected") && *v > 0)
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    anyhow::ensure!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
+    Ok(())
 }
 
 /// Subsets `v1` and `v2` of `name`, by the `version` label.
@@ -347,10 +399,7 @@ impl TrafficMesh {
 
     /// Envoy's admin `/config_dump`.
     pub async fn config_dump(&self) -> anyhow::Result<Value> {
-        let admin = SocketAddr::from(([127, 0, 0, 1], self.ports.admin));
-        let r = Call::get("127.0.0.1", "/config_dump").send(admin).await?;
-        anyhow::ensure!(r.status == 200, "config_dump answered HTTP {}", r.status);
-        serde_json::from_str(&r.body).context("config_dump is not JSON")
+        config_dump_at(self.ports.admin).await
     }
 
     /// Fails with the list of rejections unless Envoy took every config.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
 use integration_tests::traffic::{
-    destination_rule, service_on, sidecar, tcp_virtual_service, virtual_service, TrafficMesh,
+    config_dump_at, destination_rule, ensure_envoy_took_all, listener_names, resource,
+    route_config_names, service_on, sidecar, tcp_virtual_service, virtual_service, TrafficMesh,
 };
 use serde_json::Value;
 
@@ -245,28 +246,24 @@ async fn generated_gateways_are_accepted_by_a_router() {
         free_port().expect("port"),
     ];
     let gateway = |name: &str, selector: &str, servers: &str| {
-        format!(
-            "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: {name}, namespace: default}}
-spec:
-  selector: {{{selector}}}
-  servers:
-{servers}"
+        resource(
+            "Gateway",
+            name,
+            &format!("  selector: {{{selector}}}\n  servers:\n{servers}"),
         )
     };
     let bound = |name: &str, hosts: &str, gateways: &str, rule: &str| {
-        format!(
-            "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{hosts}]
+        resource(
+            "VirtualService",
+            name,
+            &format!(
+                "  hosts: [{hosts}]
   gateways: [{gateways}]
   http:
   - {rule}
     route: [{{destination: {{host: web, subset: v1}}}}]
 "
+            ),
         )
     };
     let [p1, p2, p3] = ports;
@@ -328,7 +325,7 @@ spec:
     let (_router, router_ports) = mesh
         .start_router("ingress-0", r#"{"istio":"ingressgateway","tier":"edge"}"#)
         .expect("router starts");
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], router_ports.admin));
+    let admin = router_ports.admin;
     let mut want_listeners: Vec<String> = ports.iter().map(|p| format!("127.0.0.1_{p}")).collect();
     want_listeners.sort();
     let mut want_routes: Vec<String> = ports.iter().map(|p| format!("http.{p}")).collect();
@@ -339,21 +336,9 @@ spec:
         || {
             let (want_listeners, want_routes) = (&want_listeners, &want_routes);
             async move {
-                let dump = integration_tests::client::Call::get("127.0.0.1", "/config_dump")
-                    .send(admin)
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
-                let dump: Value = serde_json::from_str(&dump.body).map_err(|e| e.to_string())?;
-                let mut have_listeners =
-                    names(&dump, "ListenersConfigDump", "dynamic_listeners", "/name");
-                have_listeners.sort();
-                let mut have_routes = names(
-                    &dump,
-                    "RoutesConfigDump",
-                    "dynamic_route_configs",
-                    "/route_config/name",
-                );
-                have_routes.sort();
+                let dump = config_dump_at(admin).await.map_err(|e| format!("{e:#}"))?;
+                let have_listeners = listener_names(&dump);
+                let have_routes = route_config_names(&dump);
                 if &have_listeners == want_listeners && &have_routes == want_routes {
                     Ok(Some(()))
                 } else {
@@ -364,14 +349,9 @@ spec:
     )
     .await
     .expect("the router takes the config");
-    let rejected = pilot_agent::admin::Admin::new(router_ports.admin, Duration::from_secs(5))
-        .stats("update_rejected")
+    ensure_envoy_took_all(router_ports.admin)
         .await
-        .expect("stats");
-    assert!(
-        rejected.values().all(|v| *v == 0),
-        "the router's Envoy rejected config: {rejected:?}"
-    );
+        .expect("the router's Envoy took all");
     mesh.ensure_nothing_rejected()
         .await
         .expect("nothing rejected");

@@ -3,25 +3,13 @@
 //! and routes the hosts of the VirtualServices bound to it, and nothing
 //! else.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use integration_tests::client::Call;
 use integration_tests::echo::EchoServer;
-use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{host, service, TrafficMesh, NAMESPACE};
-use pilot_agent::admin::Admin;
-
-fn resource(kind: &str, name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: {kind}
-metadata: {{name: {name}, namespace: {NAMESPACE}}}
-spec:
-{spec}"
-    )
-}
+use integration_tests::traffic::{
+    config_dump_at, ensure_envoy_took_all, host, listener_names, resource, route_config_names,
+    service, TrafficMesh,
+};
 
 fn public(name: &str, public_host: &str, to: &str) -> String {
     resource(
@@ -109,26 +97,15 @@ async fn a_gateway_routes_the_virtual_services_bound_to_it() {
     }
     router.check_running().expect("router runs");
 
-    let admin = SocketAddr::from(([127, 0, 0, 1], router_ports.admin));
-    let dump = Call::get("127.0.0.1", "/config_dump")
-        .send(admin)
+    let dump = config_dump_at(router_ports.admin)
         .await
         .expect("config dump");
-    let dump: serde_json::Value = serde_json::from_str(&dump.body).expect("json");
-    let listeners: Vec<&str> = dump_section(&dump, "ListenersConfigDump", "dynamic_listeners")
-        .into_iter()
-        .filter_map(|l| l["name"].as_str())
-        .collect();
     assert_eq!(
-        listeners,
+        listener_names(&dump),
         [format!("127.0.0.1_{gw_port}")],
         "a gateway gets its servers' listeners, no sidecar listeners"
     );
-    let routes: Vec<&str> = dump_section(&dump, "RoutesConfigDump", "dynamic_route_configs")
-        .into_iter()
-        .filter_map(|r| r["route_config"]["name"].as_str())
-        .collect();
-    assert_eq!(routes, [format!("http.{gw_port}")]);
+    assert_eq!(route_config_names(&dump), [format!("http.{gw_port}")]);
 
     mesh.write("web-public.yaml", "").expect("write");
     mesh.wait_for("web to leave the gateway", gw_port, &to_web, |r| {
@@ -139,13 +116,8 @@ async fn a_gateway_routes_the_virtual_services_bound_to_it() {
     let r = mesh.call(gw_port, &to_api).await.expect("answer");
     assert_eq!(r.who(), "api", "the other host keeps routing");
 
-    let rejected = Admin::new(router_ports.admin, Duration::from_secs(5))
-        .stats("update_rejected")
+    ensure_envoy_took_all(router_ports.admin)
         .await
-        .expect("stats");
-    assert!(
-        rejected.values().all(|v| *v == 0),
-        "the gateway's Envoy rejected config: {rejected:?}"
-    );
+        .expect("the gateway's Envoy took all");
     mesh.ensure_nothing_rejected().await.expect("no NACKs");
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use integration_tests::client::Call;
 use integration_tests::echo::{tcp_name, EchoServer, TcpNameServer};
-use integration_tests::mesh::dump_section;
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{host, sidecar, TrafficMesh, NAMESPACE};
+use integration_tests::traffic::{
+    config_dump_at, ensure_envoy_took_all, host, listener_names, sidecar, TrafficMesh, NAMESPACE,
+};
 use integration_tests::wait;
 use pilot_agent::admin::Admin;
 
@@ -92,16 +93,10 @@ spec:
         stats.get(&inbound).is_some_and(|n| *n >= 3),
         "the requests went through {inbound}: {stats:?}"
     );
-    let dump = Call::get("127.0.0.1", "/config_dump")
-        .send(SocketAddr::from(([127, 0, 0, 1], server_ports.admin)))
+    let dump = config_dump_at(server_ports.admin)
         .await
         .expect("config dump");
-    let dump: serde_json::Value = serde_json::from_str(&dump.body).expect("json");
-    let mut listeners: Vec<&str> = dump_section(&dump, "ListenersConfigDump", "dynamic_listeners")
-        .into_iter()
-        .filter_map(|l| l["name"].as_str())
-        .collect();
-    listeners.sort_unstable();
+    let listeners = listener_names(&dump);
     let mut expected = vec![
         format!("{SERVER_IP}_{}", app.port()),
         format!("{SERVER_IP}_{}", db.port()),
@@ -111,10 +106,8 @@ spec:
         listeners, expected,
         "inbound only: the Sidecar imports nothing"
     );
-    let rejected = admin.stats("update_rejected").await.expect("stats");
-    assert!(
-        rejected.values().all(|v| *v == 0),
-        "the server's Envoy rejected config: {rejected:?}"
-    );
+    ensure_envoy_took_all(server_ports.admin)
+        .await
+        .expect("the server's Envoy took all");
     mesh.ensure_nothing_rejected().await.expect("no NACKs");
 }

@@ -10,27 +10,15 @@ use std::time::Duration;
 use integration_tests::client::Call;
 use integration_tests::echo::{tcp_name, EchoServer, TcpNameServer};
 use integration_tests::ports::free_port;
-use integration_tests::traffic::{TrafficMesh, NAMESPACE};
+use integration_tests::traffic::{resource, TrafficMesh, NAMESPACE};
 use integration_tests::wait;
 
 fn service_entry(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: {name}, namespace: {NAMESPACE}}}
-spec:
-{spec}"
-    )
+    resource("ServiceEntry", name, spec)
 }
 
 fn workload_entry(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: {name}, namespace: {NAMESPACE}}}
-spec:
-{spec}"
-    )
+    resource("WorkloadEntry", name, spec)
 }
 
 /// Envoy resolves a DNS entry's endpoint names itself (a STRICT_DNS

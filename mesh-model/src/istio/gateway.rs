@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::service_entry::ServiceEntryPort;
 use super::sidecar::ImportedHost;
 use crate::host::Hostname;
 
@@ -36,17 +37,9 @@ pub struct Server {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ServerPort {
-    pub number: u32,
-    #[serde(default)]
-    pub protocol: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub target_port: Option<u32>,
-}
+/// Istio's `Port` message, the same for a Gateway server as for a
+/// ServiceEntry.
+pub type ServerPort = ServiceEntryPort;
 
 impl Gateway {
     /// Whether a gateway proxy with `labels` runs this Gateway; as in

@@ -195,7 +195,7 @@ impl std::fmt::Debug for PushContext {
 pub(crate) mod tests {
     use super::*;
     use crate::registry::tests::snapshot_of;
-    use crate::xds::proxy::tests::local_node;
+    use crate::xds::proxy::tests::local_proxy;
 
     /// A context over an empty mesh at `version`.
     pub(crate) fn empty(version: u64) -> PushContext {
@@ -227,10 +227,7 @@ spec:
 "#;
 
     fn proxy(ns: &str) -> Proxy {
-        Proxy::from_node(&local_node(&format!(
-            "sidecar~127.0.0.1~app.{ns}~{ns}.svc.cluster.local"
-        )))
-        .expect("valid node")
+        local_proxy("127.0.0.1", ns)
     }
 
     #[test]

@@ -13,7 +13,7 @@ use xds_proto::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
 use super::lds::{http_listener_with_routes, ANY_ADDRESS};
 use super::proxy::Proxy;
-use super::route::{self as rules, RouteContext};
+use super::route::virtual_service_routes;
 
 /// The route configuration of a gateway port.
 pub fn route_config_name(port: u16) -> String {
@@ -135,17 +135,12 @@ pub fn add_virtual_hosts(rc: &mut RouteConfiguration, snap: &MeshSnapshot, proxy
         if domains.is_empty() {
             continue;
         }
-        let mut routes = Vec::new();
-        for vs in hosts.get(&host).into_iter().flatten() {
-            let ctx = RouteContext {
-                snap,
-                vs_namespace: &vs.meta.namespace,
-                port,
-            };
-            for http in &vs.spec.http {
-                routes.extend(rules::translate(&ctx, http));
-            }
-        }
+        let routes = hosts
+            .get(&host)
+            .into_iter()
+            .flatten()
+            .flat_map(|vs| virtual_service_routes(snap, vs, port))
+            .collect();
         rc.virtual_hosts.push(VirtualHost {
             name: format!("{host}:{port}"),
             domains,

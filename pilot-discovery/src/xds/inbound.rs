@@ -278,7 +278,7 @@ fn http(address: &str, port: u16, cluster: String) -> HttpConnectionManager {
 mod tests {
     use super::*;
     use crate::registry::tests::snapshot_of;
-    use crate::xds::proxy::tests::local_node;
+    use crate::xds::proxy::tests::local_proxy;
     use xds_proto::pb::envoy::config::core::v3::Node;
 
     const MESH: &str = r#"
@@ -293,10 +293,7 @@ spec:
 "#;
 
     fn local(ip: &str) -> Proxy {
-        Proxy::from_node(&local_node(&format!(
-            "sidecar~{ip}~shop-1.default~default.svc.cluster.local"
-        )))
-        .expect("valid node")
+        local_proxy(ip, "default")
     }
 
     #[test]

@@ -76,6 +76,14 @@ pub(crate) mod tests {
     use super::*;
     use xds_proto::protobuf::Value;
 
+    /// A local-mode sidecar at `ip` in namespace `ns`.
+    pub fn local_proxy(ip: &str, ns: &str) -> Proxy {
+        Proxy::from_node(&local_node(&format!(
+            "sidecar~{ip}~app.{ns}~{ns}.svc.cluster.local"
+        )))
+        .expect("valid node")
+    }
+
     pub fn local_node(id: &str) -> Node {
         let mut fields = std::collections::HashMap::new();
         fields.insert(

@@ -16,7 +16,7 @@ use super::gateway;
 use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
-use super::route::{self as rules, prefix_match, RouteContext};
+use super::route::{self as rules, prefix_match};
 use super::visibility::Visibility;
 
 /// The route configuration a proxy asked for by name. Names that are not a
@@ -172,17 +172,10 @@ fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec
 }
 
 fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy: &Proxy) -> Vec<Route> {
-    let mut out = Vec::new();
-    for vs in snap.virtual_services_for(&svc.hostname, proxy.namespace()) {
-        let ctx = RouteContext {
-            snap,
-            vs_namespace: &vs.meta.namespace,
-            port,
-        };
-        for http in &vs.spec.http {
-            out.extend(rules::translate(&ctx, http));
-        }
-    }
+    let mut out: Vec<Route> = snap
+        .virtual_services_for(&svc.hostname, proxy.namespace())
+        .flat_map(|vs| rules::virtual_service_routes(snap, vs, port))
+        .collect();
     if out.is_empty() {
         let default = vec![rules::default_route(snap, &svc.hostname, port)];
         let passthrough = svc.resolution == Resolution::Passthrough;

@@ -56,7 +56,7 @@ mod tests {
 
     use crate::registry::tests::snapshot_of;
     use crate::xds::generate::generate;
-    use crate::xds::proxy::tests::local_node;
+    use crate::xds::proxy::tests::local_proxy;
     use crate::xds::proxy::Proxy;
 
     const MESH: &str = r#"
@@ -87,10 +87,7 @@ spec:
 "#;
 
     fn proxy(ns: &str) -> Proxy {
-        Proxy::from_node(&local_node(&format!(
-            "sidecar~127.0.0.1~app.{ns}~{ns}.svc.cluster.local"
-        )))
-        .expect("valid node")
+        local_proxy("127.0.0.1", ns)
     }
 
     fn names<T: prost::Message + Default>(

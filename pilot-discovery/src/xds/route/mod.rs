@@ -7,8 +7,8 @@ pub mod policy;
 use std::time::Duration;
 
 use mesh_model::istio::virtual_service::{Headers, HttpDirectResponse, HttpRedirect, HttpRewrite};
-use mesh_model::istio::{Destination, HttpRoute, HttpRouteDestination};
-use mesh_model::{Hostname, MeshSnapshot};
+use mesh_model::istio::{Destination, HttpRoute, HttpRouteDestination, VirtualService};
+use mesh_model::{Config, Hostname, MeshSnapshot};
 use xds_proto::pb::envoy::config::core::v3::{data_source, DataSource};
 use xds_proto::pb::envoy::config::route::v3::{
     redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
@@ -74,6 +74,22 @@ pub fn default_route(snap: &MeshSnapshot, host: &Hostname, port: u16) -> Route {
         action: Some(route::Action::Route(action)),
         ..Default::default()
     }
+}
+
+/// The routes of every HTTP rule of `vs`, for a listener on `port`.
+pub fn virtual_service_routes<'a>(
+    snap: &'a MeshSnapshot,
+    vs: &'a Config<VirtualService>,
+    port: u16,
+) -> impl Iterator<Item = Route> + 'a {
+    vs.spec.http.iter().flat_map(move |http| {
+        let ctx = RouteContext {
+            snap,
+            vs_namespace: &vs.meta.namespace,
+            port,
+        };
+        translate(&ctx, http)
+    })
 }
 
 /// One Envoy route per match of the rule (matches are ORed); a rule without
