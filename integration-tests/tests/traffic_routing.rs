@@ -612,8 +612,9 @@ async fn tcp_rules_split_connections_by_weight() {
 }
 
 /// An invalid edit of a VirtualService is rejected alone: its error names
-/// the file, resource and field, its last good version keeps routing, and
-/// a valid edit of another resource still applies.
+/// the file, resource and field, `pilot_total_rejected_configs` counts it,
+/// its last good version keeps routing, and a valid edit of another
+/// resource still applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_edit_leaves_traffic_unchanged() {
     let (v1, v2) = (
@@ -678,6 +679,13 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
     ] {
         assert!(error.contains(part), "{part:?} missing from {error}");
     }
+    let metrics = mesh.discovery.get("/metrics").await.expect("metrics").body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "pilot_total_rejected_configs{type=\"VirtualService\"} 1"),
+        "the rejection is counted once:\n{metrics}"
+    );
     // A valid change made after the bad one still applies...
     mesh.write(
         "other.yaml",

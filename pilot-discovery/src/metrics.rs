@@ -46,6 +46,10 @@ pub struct Metrics {
     pub services: IntGauge,
     /// Size of each response, by type.
     pub config_size: HistogramVec,
+    /// Config resources rejected by parsing or validation, by kind
+    /// (`file` for a file that could not be read as config at all). Each
+    /// distinct problem counts once, not once per resync.
+    pub rejected_configs: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +95,10 @@ impl Metrics {
                     .buckets(SIZE_BUCKETS.to_vec()),
                 type_label,
             )?,
+            rejected_configs: IntCounterVec::new(
+                Opts::new("pilot_total_rejected_configs", "Total number of configs that Pilot had to reject or ignore."),
+                type_label,
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.xds_clients.clone()))?;
@@ -102,6 +110,7 @@ impl Metrics {
         m.registry.register(Box::new(m.inbound_updates.clone()))?;
         m.registry.register(Box::new(m.services.clone()))?;
         m.registry.register(Box::new(m.config_size.clone()))?;
+        m.registry.register(Box::new(m.rejected_configs.clone()))?;
         Ok(m)
     }
 
@@ -131,6 +140,9 @@ mod tests {
         m.debounce_time.observe(0.1);
         m.xds_clients.set(3);
         m.services.set(2);
+        m.rejected_configs
+            .with_label_values(&["VirtualService"])
+            .inc();
         let text = m.render();
         for line in [
             "pilot_xds 3",
@@ -142,6 +154,7 @@ mod tests {
             "pilot_proxy_convergence_time_count 1",
             "pilot_debounce_time_count 1",
             "pilot_xds_config_size_bytes_count{type=\"cds\"} 1",
+            "pilot_total_rejected_configs{type=\"VirtualService\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -167,9 +167,10 @@ pub async fn run(
             source,
         })?;
         _watcher = Some(watcher);
+        let load_metrics = metrics.clone();
         let (folder, state) = tokio::task::spawn_blocking(move || {
             let mut folder = ConfigFolder::new(&dir);
-            let state = sources::load_folder(&mut folder)
+            let state = sources::load_folder(&mut folder, &load_metrics)
                 .map_err(|source| ServerError::ConfigDir { dir, source })?;
             Ok::<_, ServerError>((folder, state))
         })

@@ -105,10 +105,19 @@ pub fn folder_state(folder: &ConfigFolder) -> SourceState {
     }
 }
 
-fn log_errors(errors: &[ConfigError]) {
+fn log_errors(errors: &[ConfigError], metrics: &Metrics) {
     for e in errors {
         tracing::error!(file = %e.file.display(), "invalid config: {e}");
+        count_rejected(metrics, e.resource.as_ref().map(|k| k.kind));
     }
+}
+
+/// Counts one rejected resource of `kind` (`None`: a whole file).
+pub fn count_rejected(metrics: &Metrics, kind: Option<ConfigKind>) {
+    metrics
+        .rejected_configs
+        .with_label_values(&[kind.map_or("file", ConfigKind::as_str)])
+        .inc();
 }
 
 /// Reloads the folder on every change signal, publishes what it holds and
@@ -129,7 +138,7 @@ pub async fn run_folder(
                 continue;
             }
         };
-        log_errors(&reload.errors);
+        log_errors(&reload.errors, &metrics);
         let after = Arc::new(folder_state(&folder));
         let kinds = if reload.changed {
             changes(&before.resources, &after.resources)
@@ -163,9 +172,9 @@ pub async fn send_events(
 }
 
 /// The first load of the folder, before the server is ready.
-pub fn load_folder(folder: &mut ConfigFolder) -> std::io::Result<SourceState> {
+pub fn load_folder(folder: &mut ConfigFolder, metrics: &Metrics) -> std::io::Result<SourceState> {
     let reload = folder.reload()?;
-    log_errors(&reload.errors);
+    log_errors(&reload.errors, metrics);
     tracing::info!(dir = %folder.dir().display(), resources = folder.resources().len(), "config folder loaded");
     Ok(folder_state(folder))
 }

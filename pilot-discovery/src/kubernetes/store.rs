@@ -24,6 +24,8 @@ pub struct Store {
     errors: BTreeMap<ConfigKey, SourceError>,
     /// The errors changed since the view was last published.
     errors_changed: bool,
+    /// Kinds of the resources newly rejected since they were last counted.
+    new_rejections: Vec<ConfigKind>,
     waiting: BTreeSet<ConfigKind>,
 }
 
@@ -34,6 +36,7 @@ impl Store {
             resources: BTreeMap::new(),
             errors: BTreeMap::new(),
             errors_changed: false,
+            new_rejections: Vec::new(),
             waiting: kinds,
         }
     }
@@ -92,6 +95,7 @@ impl Store {
                 if self.errors.get(&key).map(|old| &old.error) != Some(&error.error) {
                     tracing::error!(resource = %key, "invalid config: {e}; its last good version stays in force");
                     self.errors_changed = true;
+                    self.new_rejections.push(key.kind);
                 }
                 self.errors.insert(key, error);
             }
@@ -139,6 +143,9 @@ pub async fn run(
                 Err(_) => break,
             }
             batch += 1;
+        }
+        for kind in store.new_rejections.drain(..) {
+            crate::sources::count_rejected(&metrics, Some(kind));
         }
         if changed.is_empty() && !store.errors_changed && was_synced {
             continue;
@@ -202,6 +209,16 @@ mod tests {
         assert!(store.errors_changed, "a new error is published");
         assert!(store.resources.contains_key(&a));
         assert_eq!(store.state().errors.len(), 1);
+        assert_eq!(
+            store.new_rejections.drain(..).collect::<Vec<_>>(),
+            [ConfigKind::Service],
+            "counted once"
+        );
+        store.apply(Update::Applied(a.clone(), invalid(&a)));
+        assert!(
+            store.new_rejections.is_empty(),
+            "a resync of the same problem is not counted again"
+        );
 
         // A relist after a broken watch: `b` was deleted meanwhile, `a` is
         // valid again and unchanged, `c` is new.
