@@ -167,16 +167,22 @@ fn sorted_names(dump: &Value, suffix: &str, field: &str, pointer: &str) -> Vec<S
 /// Fails unless the Envoy with admin port `admin_port` took every config
 /// it was sent (no `update_rejected` stat above zero).
 pub async fn ensure_envoy_took_all(admin_port: u16) -> anyhow::Result<()> {
+    let rejected = envoy_rejections(admin_port).await?;
+    anyhow::ensure!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
+    Ok(())
+}
+
+/// Every `update_rejected` stat above zero of the Envoy with admin port
+/// `admin_port`, as `name = count`.
+async fn envoy_rejections(admin_port: u16) -> anyhow::Result<Vec<String>> {
     let stats = Admin::new(admin_port, Duration::from_secs(5))
         .stats("update_rejected")
         .await?;
-    let rejected: Vec<String> = stats
+    Ok(stats
         .into_iter()
         .filter(|(k, v)| k.ends_with("update_rejected") && *v > 0)
         .map(|(k, v)| format!("{k} = {v}"))
-        .collect();
-    anyhow::ensure!(rejected.is_empty(), "Envoy rejected config: {rejected:?}");
-    Ok(())
+        .collect())
 }
 
 /// Subsets `v1` and `v2` of `name`, by the `version` label.
@@ -412,12 +418,7 @@ impl TrafficMesh {
     /// Every config Envoy rejected, by stat name; empty when it took all.
     /// Discovery's own count of NACKs must agree.
     pub async fn rejections(&self) -> anyhow::Result<Vec<String>> {
-        let stats = self.admin().stats("update_rejected").await?;
-        let mut out: Vec<String> = stats
-            .into_iter()
-            .filter(|(k, v)| k.ends_with("update_rejected") && *v > 0)
-            .map(|(k, v)| format!("{k} = {v}"))
-            .collect();
+        let mut out = envoy_rejections(self.ports.admin).await?;
         let metrics = self.discovery.get("/metrics").await?.body;
         out.extend(
             metrics

@@ -25,7 +25,7 @@ impl Endpoint {
     /// True when every label of `selector` is on this endpoint, as a
     /// DestinationRule subset or a workload selector matches.
     pub fn matches(&self, selector: &BTreeMap<String, String>) -> bool {
-        selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+        crate::labels::selects(selector, &self.labels)
     }
 }
 

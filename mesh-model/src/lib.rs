@@ -9,6 +9,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod host;
 pub mod istio;
+pub mod labels;
 pub mod proxy;
 pub mod service;
 pub mod snapshot;

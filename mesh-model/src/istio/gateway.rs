@@ -45,7 +45,7 @@ impl Gateway {
     /// Whether a gateway proxy with `labels` runs this Gateway; as in
     /// Istio, an empty selector selects every gateway proxy.
     pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        crate::labels::selects(&self.selector, labels)
     }
 }
 

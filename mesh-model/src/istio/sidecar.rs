@@ -98,7 +98,7 @@ impl Sidecar {
     pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
         self.workload_selector
             .as_ref()
-            .is_none_or(|s| s.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .is_none_or(|s| crate::labels::selects(&s.labels, labels))
     }
 
     /// Whether a proxy under this Sidecar (which lives in

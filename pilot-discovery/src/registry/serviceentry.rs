@@ -2,6 +2,7 @@
 //! `serviceentry` controller converts them.
 
 use mesh_model::istio::{Location, ServiceEntry, ServiceEntryResolution, WorkloadEntry};
+use mesh_model::labels;
 use mesh_model::{
     Config, ConfigKind, Endpoint, HealthStatus, Hostname, Locality, Protocol, Resolution, Service,
     ServicePort,
@@ -37,12 +38,7 @@ pub fn convert(
             workload_entries
                 .iter()
                 .filter(|we| we.meta.namespace == se.meta.namespace)
-                .filter(|we| {
-                    selector
-                        .labels
-                        .iter()
-                        .all(|(k, v)| we.spec.labels.get(k) == Some(v))
-                })
+                .filter(|we| labels::selects(&selector.labels, &we.spec.labels))
                 .map(|we| &we.spec),
         );
     }

@@ -133,10 +133,11 @@ impl PushContext {
                 .into_iter()
                 .map(Arc::new)
         };
+        let sidecar = || Visibility::of(&self.snapshot, proxy).key();
         let shape = || Shape {
             local_mode: proxy.is_local_mode(),
             namespace: proxy.namespace().to_string(),
-            sidecar: Visibility::of(&self.snapshot, proxy).key(),
+            sidecar: sidecar(),
             gateways: (proxy.id.node_type == NodeType::Router).then(|| {
                 gateway::selected(&self.snapshot, proxy)
                     .map(|g| g.key(ConfigKind::Gateway))
@@ -145,12 +146,8 @@ impl PushContext {
         };
         match t {
             type_url::CLUSTER => {
-                let Shape {
-                    local_mode,
-                    sidecar,
-                    ..
-                } = shape();
-                let mut out = self.clusters.get((local_mode, sidecar), all).to_vec();
+                let key = (proxy.is_local_mode(), sidecar());
+                let mut out = self.clusters.get(key, all).to_vec();
                 out.extend(own());
                 out
             }

@@ -37,15 +37,14 @@ use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager:
     http_connection_manager::{CodecType, RouteSpecifier},
     HttpConnectionManager,
 };
-use xds_proto::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
-    tcp_proxy::ClusterSpecifier as TcpClusterSpecifier, TcpProxy,
-};
 use xds_proto::protobuf::UInt32Value;
 
 use super::cds::CONNECT_TIMEOUT;
 use super::cluster_policy;
 use super::common::{duration, socket_address};
-use super::lds::{hcm_filter, listener, router_filter, tcp_proxy_filter, ANY_ADDRESS};
+use super::lds::{
+    hcm_filter, listener, router_filter, tcp_proxy_filter, tcp_proxy_to, ANY_ADDRESS,
+};
 use super::names::ClusterName;
 use super::proxy::Proxy;
 use super::route::prefix_match;
@@ -188,15 +187,7 @@ fn filter(address: &str, p: &InboundPort) -> Filter {
     if p.protocol.is_http() {
         hcm_filter(&http(address, p.port, cluster))
     } else {
-        tcp_proxy_filter(&tcp(cluster))
-    }
-}
-
-fn tcp(cluster: String) -> TcpProxy {
-    TcpProxy {
-        stat_prefix: cluster.clone(),
-        cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster)),
-        ..Default::default()
+        tcp_proxy_filter(&tcp_proxy_to(cluster))
     }
 }
 
@@ -231,8 +222,8 @@ fn virtual_inbound(ports: &[InboundPort]) -> Listener {
         filter_chains: chains.into_values().collect(),
         default_filter_chain: Some(FilterChain {
             name: "InboundPassthroughFilterChain".to_string(),
-            filters: vec![tcp_proxy_filter(&tcp(
-                INBOUND_PASSTHROUGH_CLUSTER.to_string()
+            filters: vec![tcp_proxy_filter(&tcp_proxy_to(
+                INBOUND_PASSTHROUGH_CLUSTER.to_string(),
             ))],
             ..Default::default()
         }),

@@ -90,18 +90,13 @@ fn virtual_outbound(mode: OutboundMode) -> Listener {
         OutboundMode::AllowAny => PASSTHROUGH_CLUSTER,
         OutboundMode::RegistryOnly => BLACKHOLE_CLUSTER,
     };
-    let passthrough = TcpProxy {
-        stat_prefix: cluster.to_string(),
-        cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster.to_string())),
-        ..Default::default()
-    };
     Listener {
         name: VIRTUAL_OUTBOUND.to_string(),
         address: Some(socket_address(ANY_ADDRESS, VIRTUAL_OUTBOUND_PORT)),
         use_original_dst: Some(BoolValue { value: true }),
         default_filter_chain: Some(FilterChain {
             name: "PassthroughFilterChain".to_string(),
-            filters: vec![tcp_proxy_filter(&passthrough)],
+            filters: vec![tcp_proxy_filter(&tcp_proxy_to(cluster.to_string()))],
             ..Default::default()
         }),
         traffic_direction: TrafficDirection::Outbound as i32,
@@ -149,6 +144,15 @@ pub(super) fn tcp_proxy_filter(proxy: &TcpProxy) -> Filter {
     Filter {
         name: TCP_PROXY_FILTER.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(xds_proto::pack(proxy))),
+    }
+}
+
+/// A TCP proxy to `cluster`, its stats under the cluster's name.
+pub(super) fn tcp_proxy_to(cluster: String) -> TcpProxy {
+    TcpProxy {
+        stat_prefix: cluster.clone(),
+        cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster)),
+        ..Default::default()
     }
 }
 
