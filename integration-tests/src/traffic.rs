@@ -303,6 +303,39 @@ impl TrafficMesh {
             .with_context(|| format!("cannot replace {name}"))
     }
 
+    /// Removes one file of the config folder.
+    pub fn remove(&self, name: &str) -> anyhow::Result<()> {
+        std::fs::remove_file(self.config_dir.join(name))
+            .with_context(|| format!("cannot remove {name}"))
+    }
+
+    /// Waits until `/debug/configz` lists, under `section` (`errors`: inputs
+    /// rejected alone; `problems`: found between resources), an entry whose
+    /// `severity: error` text has every one of `parts`; returns that text.
+    pub async fn wait_for_configz(&self, section: &str, parts: &[&str]) -> anyhow::Result<String> {
+        wait::until(
+            &format!("{parts:?} in /debug/configz"),
+            CONVERGE,
+            || async {
+                let configz = self
+                    .discovery
+                    .json("/debug/configz")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(configz[section]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+                        format!("{}: {}", text("severity"), text("error"))
+                    })
+                    .find(|text| parts.iter().all(|part| text.contains(part))))
+            },
+        )
+        .await
+    }
+
     /// Sends `call` to the sidecar's outbound listener on `port`.
     pub async fn call(&self, port: u16, call: &Call) -> anyhow::Result<Reply> {
         call.send(SocketAddr::from(([127, 0, 0, 1], port))).await

@@ -50,11 +50,13 @@ async fn accepted_whole(files: &[(String, String)], routes: &[String], listeners
         .json("/debug/configz")
         .await
         .expect("configz");
-    assert_eq!(
-        configz["errors"],
-        Value::Array(vec![]),
-        "invalid config: {configz}"
-    );
+    for section in ["errors", "problems"] {
+        assert_eq!(
+            configz[section],
+            Value::Array(vec![]),
+            "{section} in the config: {configz}"
+        );
+    }
     integration_tests::wait::until("Envoy to hold the config", Duration::from_secs(30), || {
         let mesh = &mesh;
         async move {

@@ -38,18 +38,12 @@ async fn each_match_condition_picks_its_destination() {
     ];
     let mut http: String = rules.iter().map(|r| format!("{r}{to_v2}")).collect();
     http.push_str("  - route: [{destination: {host: shop, subset: v1}}]\n");
-    let files = [
-        (
-            "shop.yaml",
-            service(
-                "shop",
-                port,
-                &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
-            ),
-        ),
-        ("shop-dr.yaml", version_subsets("shop")),
-        ("shop-vs.yaml", virtual_service("shop", &http)),
-    ];
+    let files = versioned_shop(
+        port,
+        &v1,
+        &v2,
+        [("shop-vs.yaml", virtual_service("shop", &http))],
+    );
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
     let shop = host("shop");
     mesh.wait_for("the default rule", port, &Call::get(&shop, "/"), |r| {
@@ -136,18 +130,12 @@ async fn weights_split_traffic_and_destination_headers_follow_it() {
       weight: 50
       headers: {request: {set: {x-picked: two}}, response: {set: {x-served-by: two}}}
 ";
-    let files = [
-        (
-            "shop.yaml",
-            service(
-                "shop",
-                port,
-                &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
-            ),
-        ),
-        ("shop-dr.yaml", version_subsets("shop")),
-        ("shop-vs.yaml", virtual_service("shop", http)),
-    ];
+    let files = versioned_shop(
+        port,
+        &v1,
+        &v2,
+        [("shop-vs.yaml", virtual_service("shop", http))],
+    );
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
     let call = Call::get(&host("shop"), "/");
     mesh.wait_for("the split", port, &call, |r| {
@@ -634,18 +622,7 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
             ),
         )
     };
-    let files = [
-        (
-            "shop.yaml",
-            service(
-                "shop",
-                port,
-                &[(&v1, &[("version", "v1")]), (&v2, &[("version", "v2")])],
-            ),
-        ),
-        ("shop-dr.yaml", version_subsets("shop")),
-        ("shop-vs.yaml", split(0, 100)),
-    ];
+    let files = versioned_shop(port, &v1, &v2, [("shop-vs.yaml", split(0, 100))]);
     let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
     let call = Call::get(&host("shop"), "/");
     mesh.wait_for("all to v2", port, &call, |r| r.who() == "v2")
@@ -653,32 +630,17 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
         .expect("routes");
 
     mesh.write("shop-vs.yaml", &split(60, 60)).expect("write");
-    let error = integration_tests::wait::until(
-        "the rejection in /debug/configz",
-        Duration::from_secs(20),
-        || async {
-            let configz = mesh
-                .discovery
-                .json("/debug/configz")
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(configz["errors"]
-                .as_array()
-                .and_then(|e| e.first())
-                .map(ToString::to_string))
-        },
+    mesh.wait_for_configz(
+        "errors",
+        &[
+            "shop-vs.yaml",
+            "VirtualService default/shop",
+            "spec.http[0].route",
+            "120",
+        ],
     )
     .await
     .expect("the bad edit is reported");
-    for part in [
-        "shop-vs.yaml",
-        "VirtualService",
-        "shop",
-        "spec.http[0].route",
-        "120",
-    ] {
-        assert!(error.contains(part), "{part:?} missing from {error}");
-    }
     let metrics = mesh.discovery.get("/metrics").await.expect("metrics").body;
     assert!(
         metrics
@@ -710,4 +672,151 @@ async fn an_invalid_edit_leaves_traffic_unchanged() {
     mesh.ensure_nothing_rejected()
         .await
         .expect("Envoy took all");
+}
+
+/// Two VirtualServices for one host: the older routes, as in Istio, even
+/// though the newer sorts first by name; the loser is reported and takes
+/// over once the older is gone. An edit that names a subset no
+/// DestinationRule defines is rejected and the last good version routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_go_to_the_older_rule_and_dangling_subsets_are_rejected() {
+    let (v1, v2) = (
+        EchoServer::plain("v1").await.expect("echo server"),
+        EchoServer::plain("v2").await.expect("echo server"),
+    );
+    let port = free_port().expect("port");
+    let rule = |name: &str, created: &str, subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: default, creationTimestamp: \"{created}\"}}
+spec:
+  hosts: [shop]
+  http:
+  - route:
+    - destination: {{host: shop, subset: {subset}}}
+"
+        )
+    };
+    let files = versioned_shop(
+        port,
+        &v1,
+        &v2,
+        [
+            (
+                "a-newer.yaml",
+                rule("a-newer", "2024-06-02T00:00:00Z", "v2"),
+            ),
+            (
+                "z-older.yaml",
+                rule("z-older", "2024-06-01T00:00:00Z", "v1"),
+            ),
+        ],
+    );
+    let mut mesh = TrafficMesh::start(&files).await.expect("mesh starts");
+    let call = Call::get(&host("shop"), "/");
+    mesh.wait_for("the older rule", port, &call, |r| r.who() == "v1")
+        .await
+        .expect("routes");
+    let replies = mesh.calls(port, &call, 20).await.expect("requests");
+    assert!(
+        replies.iter().all(|r| r.who() == "v1"),
+        "{:?}",
+        count(&replies)
+    );
+    mesh.wait_for_configz(
+        "problems",
+        &[
+            "conflict",
+            "a-newer.yaml",
+            "VirtualService default/a-newer",
+            "spec.hosts",
+            "default/z-older",
+        ],
+    )
+    .await
+    .expect("the conflict is reported");
+    let metric = |text: &str, line: &str| text.lines().any(|l| l == line);
+    let metrics = mesh.discovery.get("/metrics").await.expect("metrics").body;
+    assert!(
+        metric(
+            &metrics,
+            "pilot_config_conflicts{type=\"VirtualService\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    mesh.write(
+        "z-older.yaml",
+        &rule("z-older", "2024-06-01T00:00:00Z", "v9"),
+    )
+    .expect("write");
+    mesh.wait_for_configz(
+        "problems",
+        &[
+            "rejected",
+            "z-older.yaml",
+            "VirtualService default/z-older",
+            "spec.http[0].route[0].destination.subset",
+            "\"v9\"",
+            "last good version",
+        ],
+    )
+    .await
+    .expect("the dangling subset is reported");
+    let replies = mesh.calls(port, &call, 20).await.expect("requests");
+    assert!(
+        replies.iter().all(|r| r.who() == "v1"),
+        "the last good version still routes: {:?}",
+        count(&replies)
+    );
+    let metrics = mesh.discovery.get("/metrics").await.expect("metrics").body;
+    assert!(
+        metric(
+            &metrics,
+            "pilot_total_rejected_configs{type=\"VirtualService\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    mesh.remove("z-older.yaml").expect("remove");
+    mesh.wait_for("the remaining rule", port, &call, |r| r.who() == "v2")
+        .await
+        .expect("the newer rule takes over");
+    let configz = mesh
+        .discovery
+        .json("/debug/configz")
+        .await
+        .expect("configz");
+    assert_eq!(
+        configz["problems"],
+        serde_json::json!([]),
+        "nothing left to report"
+    );
+    mesh.ensure_nothing_rejected()
+        .await
+        .expect("Envoy took all");
+}
+
+/// Service `shop` on `port`, with `v1` and `v2` as its versions and the
+/// DestinationRule naming them, then `more` files.
+fn versioned_shop<const N: usize>(
+    port: u16,
+    v1: &EchoServer,
+    v2: &EchoServer,
+    more: [(&'static str, String); N],
+) -> Vec<(&'static str, String)> {
+    let mut files = vec![
+        (
+            "shop.yaml",
+            service(
+                "shop",
+                port,
+                &[(v1, &[("version", "v1")]), (v2, &[("version", "v2")])],
+            ),
+        ),
+        ("shop-dr.yaml", version_subsets("shop")),
+    ];
+    files.extend(more);
+    files
 }

@@ -203,6 +203,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
         DebugState {
             hub: hub.clone(),
             sources,
+            problems: tokio::sync::watch::channel(Arc::new(Vec::new())).1,
         },
     );
     tokio::spawn(async move { axum::serve(http, app).await });

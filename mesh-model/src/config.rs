@@ -74,6 +74,25 @@ pub struct ConfigMeta {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// As the API server writes it: RFC 3339 in UTC (`...Z`). Absent for
+    /// resources read from files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+}
+
+impl ConfigMeta {
+    /// Istio's order of precedence between resources that claim the same
+    /// thing: the oldest first, then by name, then by namespace. Kubernetes
+    /// writes creation times in one UTC format, so they compare as text; a
+    /// resource without one counts as the oldest, as a zero time does in
+    /// Istio.
+    pub fn precedence(&self) -> (Option<&str>, &str, &str) {
+        (
+            self.creation_timestamp.as_deref(),
+            &self.name,
+            &self.namespace,
+        )
+    }
 }
 
 /// A typed configuration resource: metadata plus the kind's spec.

@@ -21,4 +21,4 @@ pub use endpoint::{Endpoint, HealthStatus, Locality};
 pub use host::Hostname;
 pub use proxy::{NodeType, ProxyId, ProxyIdError};
 pub use service::{Protocol, Resolution, Service, ServicePort};
-pub use snapshot::{MeshSnapshot, SnapshotChange};
+pub use snapshot::{MeshSnapshot, Problem, Severity, SnapshotChange};

@@ -1,9 +1,10 @@
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigKey};
 use crate::endpoint::Endpoint;
 use crate::host::Hostname;
 use crate::istio::sidecar::ROOT_NAMESPACE;
@@ -20,6 +21,7 @@ pub struct MeshSnapshot {
     pub domain: String,
     pub services: BTreeMap<Hostname, Arc<Service>>,
     pub endpoints: BTreeMap<Hostname, Vec<Endpoint>>,
+    /// In Istio's precedence: oldest first, then by name, then namespace.
     pub virtual_services: Vec<Arc<Config<VirtualService>>>,
     /// Keyed by the resolved host of each rule.
     pub destination_rules: BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
@@ -28,6 +30,10 @@ pub struct MeshSnapshot {
     pub sidecars: Vec<Arc<Config<Sidecar>>>,
     /// In load order.
     pub gateways: Vec<Arc<Config<Gateway>>>,
+    /// What building this snapshot set aside or resolved between
+    /// resources, sorted. Derived from the resources above, so not part of
+    /// what [`MeshSnapshot::changes_since`] compares.
+    pub problems: Vec<Problem>,
     /// Derived from `virtual_services` on first use (leave it default): for
     /// each resolved host, the VirtualServices naming it. A snapshot is not
     /// changed once it is in use, so the index never goes stale.
@@ -37,6 +43,54 @@ pub struct MeshSnapshot {
     /// endpoint address, where its endpoints sit in `endpoints`.
     #[serde(skip)]
     pub endpoints_by_address: OnceLock<BTreeMap<String, Vec<(Hostname, usize)>>>,
+}
+
+/// One finding about a resource made while building a snapshot, from
+/// looking at it beside the others (a resource alone is validated where it
+/// is read).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub resource: ConfigKey,
+    /// The field at fault, as a path into the resource (`spec.hosts`).
+    pub field: Option<String>,
+    /// What is wrong and what was done about it.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// This version of the resource is not in force; its last good version
+    /// (if any) serves instead.
+    Rejected,
+    /// In force, but another resource takes precedence for what the message
+    /// names, as Istio resolves it.
+    Conflict,
+    /// In force as written, with a part that cannot work until another
+    /// resource changes.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Rejected => "rejected",
+            Severity::Conflict => "conflict",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = &self.resource;
+        write!(f, "{} {}/{}: ", key.kind, key.namespace, key.name)?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 /// What differs between two snapshots, as far as a push needs to know.
@@ -140,7 +194,7 @@ impl MeshSnapshot {
 
     /// VirtualServices (for sidecars: those without `gateways`, or bound to
     /// `mesh`) whose hosts include `host` and that are exported to
-    /// `proxy_namespace`, in the order they were loaded.
+    /// `proxy_namespace`, in the snapshot's order: Istio's precedence.
     pub fn virtual_services_for<'a>(
         &'a self,
         host: &'a Hostname,

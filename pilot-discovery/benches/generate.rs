@@ -22,7 +22,7 @@ fn snapshot(yaml: &str) -> MeshSnapshot {
     };
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     let resources = parsed.resources.into_iter().map(|r| (r.key(), r)).collect();
-    build_snapshot(1, "cluster.local", &[&resources])
+    build_snapshot(1, "cluster.local", &[&resources], None)
 }
 
 /// One service with `n` endpoints.

@@ -26,6 +26,8 @@ use crate::xds::hub::{lock, ConnHandle, XdsHub};
 pub struct DebugState {
     pub hub: Arc<XdsHub>,
     pub sources: SourceSet,
+    /// Problems found between resources, from the snapshot builder.
+    pub problems: tokio::sync::watch::Receiver<Arc<Vec<crate::problems::Listed>>>,
 }
 
 fn unix_ms(t: std::time::SystemTime) -> u128 {
@@ -130,7 +132,8 @@ pub async fn configz(State(s): State<DebugState>) -> Json<Value> {
         .map(resource_json)
         .collect();
     let errors: Vec<&SourceError> = states.iter().flat_map(|s| &s.errors).collect();
-    Json(json!({ "resources": resources, "errors": errors }))
+    let problems = s.problems.borrow().clone();
+    Json(json!({ "resources": resources, "errors": errors, "problems": *problems }))
 }
 
 fn not_ready() -> Response {

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod http;
 pub mod kubernetes;
 pub mod metrics;
+pub mod problems;
 pub mod push;
 pub mod registry;
 pub mod resource;

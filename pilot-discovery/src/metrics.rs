@@ -2,8 +2,8 @@
 //! alerts work unchanged.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Seconds, from well under a millisecond (what a push takes here) up to the
@@ -50,6 +50,9 @@ pub struct Metrics {
     /// (`file` for a file that could not be read as config at all). Each
     /// distinct problem counts once, not once per resync.
     pub rejected_configs: IntCounterVec,
+    /// Resources in force that lose a conflict with another, by kind, in
+    /// the current snapshot.
+    pub config_conflicts: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +102,10 @@ impl Metrics {
                 Opts::new("pilot_total_rejected_configs", "Total number of configs that Pilot had to reject or ignore."),
                 type_label,
             )?,
+            config_conflicts: IntGaugeVec::new(
+                Opts::new("pilot_config_conflicts", "Configs in force that lose a conflict with another (two VirtualServices for one host, two ServiceEntries on one port, ...)."),
+                type_label,
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.xds_clients.clone()))?;
@@ -111,6 +118,7 @@ impl Metrics {
         m.registry.register(Box::new(m.services.clone()))?;
         m.registry.register(Box::new(m.config_size.clone()))?;
         m.registry.register(Box::new(m.rejected_configs.clone()))?;
+        m.registry.register(Box::new(m.config_conflicts.clone()))?;
         Ok(m)
     }
 
@@ -143,6 +151,9 @@ mod tests {
         m.rejected_configs
             .with_label_values(&["VirtualService"])
             .inc();
+        m.config_conflicts
+            .with_label_values(&["ServiceEntry"])
+            .set(2);
         let text = m.render();
         for line in [
             "pilot_xds 3",
@@ -155,6 +166,7 @@ mod tests {
             "pilot_debounce_time_count 1",
             "pilot_xds_config_size_bytes_count{type=\"cds\"} 1",
             "pilot_total_rejected_configs{type=\"VirtualService\"} 1",
+            "pilot_config_conflicts{type=\"ServiceEntry\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

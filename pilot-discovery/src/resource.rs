@@ -76,7 +76,6 @@ pub fn strip_volatile(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
     meta.generation = None;
     meta.uid = None;
-    meta.creation_timestamp = None;
     meta.self_link = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");

@@ -123,9 +123,11 @@ pub async fn run(
     if let Some(k) = &kube {
         sources.add(k.state.clone());
     }
+    let (problems_tx, problems_rx) = watch::channel(Arc::new(Vec::new()));
     let debug = DebugState {
         hub: hub.clone(),
         sources: sources.clone(),
+        problems: problems_rx,
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -191,7 +193,8 @@ pub async fn run(
         k.wait_synced().await;
     }
 
-    let mut builder = SnapshotBuilder::new(opts.domain.clone(), sources);
+    let mut builder =
+        SnapshotBuilder::new(opts.domain.clone(), sources, metrics.clone(), problems_tx);
     hub.install_first(builder.current());
     readiness.mark_ready();
     tracing::info!("pilot-discovery ready");

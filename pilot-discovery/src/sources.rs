@@ -3,7 +3,7 @@
 //! when a debounced burst ends.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot};
@@ -39,6 +39,23 @@ pub struct SourceState {
     /// Inputs currently rejected; their last good version (if any) is in
     /// `resources`.
     pub errors: Vec<SourceError>,
+    /// The file each resource was read from, where that differs by resource.
+    pub files: BTreeMap<ConfigKey, Arc<Path>>,
+    /// Where every other resource of this source comes from.
+    pub origin: Option<Arc<Path>>,
+}
+
+impl SourceState {
+    /// Where `key` was read from, if this source holds it.
+    pub fn file_of(&self, key: &ConfigKey) -> Option<&Path> {
+        if !self.resources.contains_key(key) {
+            return None;
+        }
+        self.files
+            .get(key)
+            .or(self.origin.as_ref())
+            .map(AsRef::as_ref)
+    }
 }
 
 /// The aggregate registry's inputs: what each source holds, in order of
@@ -57,12 +74,18 @@ impl SourceSet {
         self.sources.iter().map(|s| s.borrow().clone()).collect()
     }
 
-    /// A snapshot of everything the sources hold right now.
-    pub fn build(&self, version: u64, domain: &str) -> MeshSnapshot {
+    /// A snapshot of everything the sources hold right now, replacing
+    /// `previous`.
+    pub fn build(
+        &self,
+        version: u64,
+        domain: &str,
+        previous: Option<&MeshSnapshot>,
+    ) -> MeshSnapshot {
         let states = self.current();
         let maps: Vec<&BTreeMap<ConfigKey, Resource>> =
             states.iter().map(|s| &s.resources).collect();
-        build_snapshot(version, domain, &maps)
+        build_snapshot(version, domain, &maps, previous)
     }
 }
 
@@ -102,6 +125,8 @@ pub fn folder_state(folder: &ConfigFolder) -> SourceState {
     SourceState {
         resources: folder.resources().clone(),
         errors: folder.current_errors().map(SourceError::from).collect(),
+        files: folder.files(),
+        origin: None,
     }
 }
 

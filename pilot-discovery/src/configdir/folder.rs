@@ -8,6 +8,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mesh_model::ConfigKey;
 
@@ -80,6 +81,18 @@ impl ConfigFolder {
     /// The resources in force, by key.
     pub fn resources(&self) -> &BTreeMap<ConfigKey, Resource> {
         &self.merged
+    }
+
+    /// The file each resource in force was read from.
+    pub fn files(&self) -> BTreeMap<ConfigKey, Arc<Path>> {
+        let mut out = BTreeMap::new();
+        for (path, state) in &self.files {
+            let path: Arc<Path> = Arc::from(path.as_path());
+            for r in &state.resources {
+                out.entry(r.key()).or_insert_with(|| path.clone());
+            }
+        }
+        out
     }
 
     /// Every problem currently known, file by file.

@@ -103,7 +103,10 @@ pub async fn start(
         let mut watches = watch::Watches::new(client.clone(), &opts, tx);
         watches.start_core(served.endpoint_api);
         watches.start_istio(&served.istio);
-        let store = store::Store::new(watches.watched().clone());
+        let store = store::Store::new(
+            watches.watched().clone(),
+            &convert::origin(&opts.cluster_id),
+        );
         tokio::spawn(crds::watch_for_istio_kinds(client, watches));
         store::run(store, rx, state_tx, synced_tx, events, metrics).await;
     });

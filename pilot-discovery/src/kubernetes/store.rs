@@ -3,6 +3,7 @@
 //! the watches sent them and need no lock.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use mesh_model::{ConfigKey, ConfigKind};
@@ -27,12 +28,15 @@ pub struct Store {
     /// Kinds of the resources newly rejected since they were last counted.
     new_rejections: Vec<ConfigKind>,
     waiting: BTreeSet<ConfigKind>,
+    /// Where the objects come from, for reports.
+    origin: Arc<Path>,
 }
 
 impl Store {
     /// A store that counts as synced once each of `kinds` has been listed.
-    pub fn new(kinds: BTreeSet<ConfigKind>) -> Store {
+    pub fn new(kinds: BTreeSet<ConfigKind>, origin: &Path) -> Store {
         Store {
+            origin: Arc::from(origin),
             resources: BTreeMap::new(),
             errors: BTreeMap::new(),
             errors_changed: false,
@@ -118,6 +122,8 @@ impl Store {
         SourceState {
             resources: self.resources.clone(),
             errors: self.errors.values().cloned().collect(),
+            files: BTreeMap::new(),
+            origin: Some(self.origin.clone()),
         }
     }
 }
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_what_a_kind_holds_and_keeps_the_last_good_version() {
-        let mut store = Store::new([ConfigKind::Service].into());
+        let mut store = Store::new([ConfigKind::Service].into(), Path::new("kubernetes://test"));
         assert!(!store.synced());
         let changed = store.apply(Update::Listed {
             kind: ConfigKind::Service,

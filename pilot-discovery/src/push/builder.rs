@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use mesh_model::MeshSnapshot;
+use tokio::sync::watch;
 
 use super::{Merged, PushScope};
+use crate::metrics::Metrics;
+use crate::problems::{self, Listed};
 use crate::sources::SourceSet;
 use crate::xds::hub::XdsHub;
 
@@ -13,18 +16,30 @@ pub struct SnapshotBuilder {
     domain: String,
     sources: SourceSet,
     current: Arc<MeshSnapshot>,
+    metrics: Metrics,
+    /// What `/debug/configz` lists of the current snapshot's problems.
+    problems: watch::Sender<Arc<Vec<Listed>>>,
 }
 
 impl SnapshotBuilder {
     /// Builds the first snapshot (version 1) from what the sources hold.
-    pub fn new(domain: String, sources: SourceSet) -> Self {
-        let current = Arc::new(sources.build(1, &domain));
+    pub fn new(
+        domain: String,
+        sources: SourceSet,
+        metrics: Metrics,
+        problems: watch::Sender<Arc<Vec<Listed>>>,
+    ) -> Self {
+        let current = Arc::new(sources.build(1, &domain, None));
         log_snapshot(&current);
-        SnapshotBuilder {
+        let builder = SnapshotBuilder {
             domain,
             sources,
             current,
-        }
+            metrics,
+            problems,
+        };
+        builder.report(None, &builder.current);
+        builder
     }
 
     pub fn current(&self) -> Arc<MeshSnapshot> {
@@ -32,14 +47,24 @@ impl SnapshotBuilder {
     }
 
     /// Rebuilds from the sources and publishes what differs. A burst that
-    /// changed nothing in the model (say, a comment edited) pushes nothing.
+    /// changed nothing in the model (say, a comment edited, or an edit
+    /// rejected in favour of the last good version) pushes nothing.
     pub fn on_burst(&mut self, merged: Merged, hub: &XdsHub) {
-        let next = self.sources.build(self.current.version + 1, &self.domain);
+        let next = self
+            .sources
+            .build(self.current.version + 1, &self.domain, Some(&self.current));
+        if next.problems != self.current.problems {
+            self.report(Some(&self.current), &next);
+        }
         let Some(scope) = PushScope::for_change(next.changes_since(&self.current)) else {
             tracing::debug!(
                 events = merged.total(),
                 "no change to the mesh model; nothing to push"
             );
+            if next.problems != self.current.problems {
+                // The same model: only what is reported about it changed.
+                self.current = Arc::new(next);
+            }
             return;
         };
         let next = Arc::new(next);
@@ -48,6 +73,13 @@ impl SnapshotBuilder {
         }
         self.current = next.clone();
         hub.publish(next, scope, &merged);
+    }
+
+    fn report(&self, old: Option<&MeshSnapshot>, new: &MeshSnapshot) {
+        let states = self.sources.current();
+        problems::report(old, new, &states, &self.metrics);
+        self.problems
+            .send_replace(Arc::new(problems::listed(new, &states)));
     }
 }
 
@@ -58,6 +90,7 @@ fn log_snapshot(snap: &MeshSnapshot) {
         endpoints = snap.endpoints.values().map(Vec::len).sum::<usize>(),
         virtual_services = snap.virtual_services.len(),
         destination_rules = snap.destination_rules.len(),
+        problems = snap.problems.len(),
         "snapshot built"
     );
 }

@@ -1,22 +1,27 @@
 //! Builds the platform-independent snapshot from the resources of all sources.
 
+mod destination_rules;
 pub mod kube;
 mod serviceentry;
+mod services;
+mod virtual_services;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use mesh_model::istio::{ServiceEntry, WorkloadEntry};
-use mesh_model::{Config, ConfigKey, Hostname, MeshSnapshot};
+use mesh_model::{Config, ConfigKey, MeshSnapshot};
 
 use crate::resource::Resource;
 
 /// Builds one immutable snapshot from every resource in force, source by
 /// source. A key held by two sources is read from the first that holds it.
+/// `previous`, the snapshot this one replaces, holds the last good version
+/// of a resource that only a look at the others rejects.
 pub fn build_snapshot(
     version: u64,
     domain: &str,
     sources: &[&BTreeMap<ConfigKey, Resource>],
+    previous: Option<&MeshSnapshot>,
 ) -> MeshSnapshot {
     let mut snap = MeshSnapshot {
         version,
@@ -44,35 +49,40 @@ pub fn build_snapshot(
             _ => {}
         }
     }
+    // Services and rules are combined oldest first, as Istio combines them.
+    let mut defined = Vec::new();
+    let mut virtual_services = Vec::new();
+    let mut destination_rules = Vec::new();
     for r in resources() {
         match r {
             Resource::ServiceEntry(se) => {
                 let candidates = workload_entries.candidates(se);
+                let m = &se.meta;
+                let precedence = (
+                    m.creation_timestamp.clone(),
+                    m.name.clone(),
+                    m.namespace.clone(),
+                );
                 for (svc, eps) in serviceentry::convert(se, candidates, domain) {
-                    insert_service(&mut snap, svc, eps);
+                    defined.push((precedence.clone(), svc, eps));
                 }
             }
             Resource::KubeService(ks) => {
                 if let Some((svc, eps)) = kube::convert_service(ks, domain) {
-                    insert_service(&mut snap, svc, eps);
+                    let m = &ks.metadata;
+                    let created = m.creation_timestamp.as_ref().map(|t| t.0.to_string());
+                    let precedence = (
+                        created,
+                        m.name.clone().unwrap_or_default(),
+                        m.namespace.clone().unwrap_or_default(),
+                    );
+                    defined.push((precedence, svc, eps));
                 }
             }
-            Resource::VirtualService(vs) => snap.virtual_services.push(vs.clone()),
+            Resource::VirtualService(vs) => virtual_services.push(vs.clone()),
             Resource::Sidecar(sc) => snap.sidecars.push(sc.clone()),
             Resource::Gateway(gw) => snap.gateways.push(gw.clone()),
-            Resource::DestinationRule(dr) => {
-                let host = Hostname::resolve(&dr.spec.host, &dr.meta.namespace, domain);
-                if let Some(existing) = snap.destination_rules.get(&host) {
-                    tracing::warn!(
-                        host = %host,
-                        kept = %existing.key(mesh_model::ConfigKind::DestinationRule),
-                        ignored = %dr.key(mesh_model::ConfigKind::DestinationRule),
-                        "two DestinationRules for one host; the first is used"
-                    );
-                    continue;
-                }
-                snap.destination_rules.insert(host, dr.clone());
-            }
+            Resource::DestinationRule(dr) => destination_rules.push(dr.clone()),
             Resource::WorkloadEntry(_)
             | Resource::EndpointSlice(_)
             | Resource::KubeEndpoints(_)
@@ -80,6 +90,22 @@ pub fn build_snapshot(
             | Resource::Node(_) => {}
         }
     }
+    let mut problems = Vec::new();
+    defined.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, svc, eps) in defined {
+        services::insert(&mut snap, svc, eps, &mut problems);
+    }
+    snap.destination_rules = destination_rules::by_host(destination_rules, domain, &mut problems);
+    snap.virtual_services = virtual_services::in_force(
+        virtual_services,
+        &snap.destination_rules,
+        domain,
+        previous,
+        &mut problems,
+    );
+    problems.sort();
+    problems.dedup();
+    snap.problems = problems;
     let converted = slices
         .into_iter()
         .flat_map(|s| kube::convert_slice(s, &snap.services, &workloads, domain))
@@ -99,27 +125,6 @@ pub fn build_snapshot(
         eps.sort_by(|a, b| (&a.address, a.port).cmp(&(&b.address, b.port)));
     }
     snap
-}
-
-fn insert_service(
-    snap: &mut MeshSnapshot,
-    svc: mesh_model::Service,
-    endpoints: Vec<mesh_model::Endpoint>,
-) {
-    if let Some(existing) = snap.services.get(&svc.hostname) {
-        tracing::warn!(
-            host = %svc.hostname,
-            kept = %existing.origin,
-            ignored = %svc.origin,
-            "two resources define one hostname; the first is used"
-        );
-        return;
-    }
-    snap.endpoints
-        .entry(svc.hostname.clone())
-        .or_default()
-        .extend(endpoints);
-    snap.services.insert(svc.hostname.clone(), Arc::new(svc));
 }
 
 /// WorkloadEntries by namespace, and by namespace and label, so each
@@ -164,14 +169,14 @@ impl<'a> WorkloadIndex<'a> {
 pub(crate) mod tests {
     use super::*;
     use crate::configdir::parse_file;
-    use mesh_model::{Protocol, Resolution};
+    use mesh_model::{Hostname, Protocol, Resolution};
     use std::path::Path;
 
     pub(crate) fn snapshot_of(yaml: &str) -> MeshSnapshot {
         let parsed = parse_file(Path::new("t.yaml"), yaml).expect("parses");
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         let map = parsed.resources.into_iter().map(|r| (r.key(), r)).collect();
-        build_snapshot(1, "cluster.local", &[&map])
+        build_snapshot(1, "cluster.local", &[&map], None)
     }
 
     /// Service `a` (a STATIC ServiceEntry in `default`, HTTP on port 80)
@@ -183,6 +188,23 @@ pub(crate) mod tests {
              \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
              \x20 endpoints: [{endpoint}]\n"
         ))
+    }
+
+    /// The shipped examples are what operators copy: none of them may
+    /// carry a conflict or a dangling reference.
+    #[test]
+    fn the_examples_have_no_problems() {
+        for dir in ["mesh", "traffic"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(dir);
+            let mut folder = crate::configdir::ConfigFolder::new(&path);
+            let reload = folder.reload().expect("example folder");
+            assert!(reload.errors.is_empty(), "{dir}: {:?}", reload.errors);
+            let snap = build_snapshot(1, "cluster.local", &[folder.resources()], None);
+            assert!(!snap.virtual_services.is_empty(), "{dir} has routing rules");
+            assert!(snap.problems.is_empty(), "{dir}: {:?}", snap.problems);
+        }
     }
 
     #[test]
@@ -423,7 +445,7 @@ subsets:
         let slice = parse_file(Path::new("slice.json"), slice_json).expect("parses");
         assert!(slice.errors.is_empty(), "{:?}", slice.errors);
         resources.extend(slice.resources.into_iter().map(|r| (r.key(), r)));
-        let snap = build_snapshot(1, "cluster.local", &[&resources]);
+        let snap = build_snapshot(1, "cluster.local", &[&resources], None);
         let eps = snap.endpoints(&Hostname::new("reviews.shop.svc.cluster.local"));
         assert_eq!(eps.len(), 2);
         let by_ip = |ip: &str| eps.iter().find(|e| e.address == ip).expect("endpoint");
@@ -447,7 +469,7 @@ subsets:
         };
         let first = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 80}]}\n");
         let second = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{name: http, port: 81}]}\n");
-        let snap = build_snapshot(1, "cluster.local", &[&first, &second]);
+        let snap = build_snapshot(1, "cluster.local", &[&first, &second], None);
         let svc = snap
             .service(&Hostname::new("a.default.svc.cluster.local"))
             .expect("service");

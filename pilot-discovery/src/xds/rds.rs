@@ -171,11 +171,14 @@ fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec
         .collect()
 }
 
+/// The routes of the first VirtualService (in precedence order) with a route
+/// for this port, as Istio picks one per virtual host; else the default.
 fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy: &Proxy) -> Vec<Route> {
     let mut out: Vec<Route> = snap
         .virtual_services_for(&svc.hostname, proxy.namespace())
-        .flat_map(|vs| rules::virtual_service_routes(snap, vs, port))
-        .collect();
+        .map(|vs| rules::virtual_service_routes(snap, vs, port).collect::<Vec<_>>())
+        .find(|routes| !routes.is_empty())
+        .unwrap_or_default();
     if out.is_empty() {
         let default = vec![rules::default_route(snap, &svc.hostname, port)];
         let passthrough = svc.resolution == Resolution::Passthrough;

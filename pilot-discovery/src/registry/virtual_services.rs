@@ -1,0 +1,318 @@
+//! Which VirtualServices are in force, in which order, and what is reported
+//! about them.
+//!
+//! Order is Istio's: oldest first, then by name, then namespace. Sidecars
+//! use the first VirtualService that routes a host and gateways merge them
+//! in this order, so two VirtualServices for one host are reported.
+//!
+//! A VirtualService that sends traffic to a subset no DestinationRule
+//! defines is rejected: its last good version keeps serving, or, if it never
+//! had one, it is left out. Only when the VirtualService itself did not
+//! change (a DestinationRule lost the subset) does it stay in force as
+//! written, with a warning: rejecting a resource for another's edit would
+//! surprise its owner.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use mesh_model::istio::{DestinationRule, VirtualService};
+use mesh_model::{Config, ConfigKind, Hostname, MeshSnapshot, Problem, Severity};
+
+type Vs = Arc<Config<VirtualService>>;
+
+/// The VirtualServices of `candidates` in force, in precedence order.
+pub fn in_force(
+    mut candidates: Vec<Vs>,
+    destination_rules: &BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
+    domain: &str,
+    previous: Option<&MeshSnapshot>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Vs> {
+    candidates.sort_by(|a, b| a.meta.precedence().cmp(&b.meta.precedence()));
+    let mut out = Vec::with_capacity(candidates.len());
+    for vs in candidates {
+        let dangling = dangling_subsets(&vs, destination_rules, domain);
+        if dangling.is_empty() {
+            out.push(vs);
+            continue;
+        }
+        let key = vs.key(ConfigKind::VirtualService);
+        let last = previous.and_then(|p| {
+            p.virtual_services
+                .iter()
+                .find(|v| v.meta.name == vs.meta.name && v.meta.namespace == vs.meta.namespace)
+        });
+        let unchanged = last.is_some_and(|l| **l == *vs);
+        let severity = if unchanged {
+            Severity::Warning
+        } else {
+            Severity::Rejected
+        };
+        let outcome = match last {
+            _ if unchanged => "its routes to it fail until one does",
+            Some(l) if dangling_subsets(l, destination_rules, domain).is_empty() => {
+                "this version is rejected; the last good version keeps serving"
+            }
+            _ => "this version is rejected, and there is no good version to keep",
+        };
+        for (field, host, subset) in dangling {
+            problems.push(Problem {
+                severity,
+                resource: key.clone(),
+                field: Some(field),
+                message: format!(
+                    "subset {subset:?} of host {host} is not defined by any DestinationRule; \
+                     {outcome}"
+                ),
+            });
+        }
+        if unchanged {
+            out.push(vs);
+        } else if let Some(l) =
+            last.filter(|l| dangling_subsets(l, destination_rules, domain).is_empty())
+        {
+            out.push(l.clone());
+        }
+    }
+    report_shared_hosts(&out, domain, problems);
+    out
+}
+
+/// Every destination of `vs` naming a subset its host's DestinationRule
+/// lacks: (field, host, subset).
+fn dangling_subsets(
+    vs: &Config<VirtualService>,
+    destination_rules: &BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
+    domain: &str,
+) -> Vec<(String, Hostname, String)> {
+    let spec = &vs.spec;
+    let http = spec.http.iter().enumerate().flat_map(|(i, r)| {
+        let routes = r.route.iter().enumerate().map(move |(j, d)| {
+            (
+                format!("spec.http[{i}].route[{j}].destination.subset"),
+                &d.destination,
+            )
+        });
+        let mirror = r
+            .mirror
+            .iter()
+            .map(move |d| (format!("spec.http[{i}].mirror.subset"), d));
+        routes.chain(mirror)
+    });
+    let tcp = spec.tcp.iter().enumerate().flat_map(|(i, r)| {
+        r.route.iter().enumerate().map(move |(j, d)| {
+            (
+                format!("spec.tcp[{i}].route[{j}].destination.subset"),
+                &d.destination,
+            )
+        })
+    });
+    http.chain(tcp)
+        .filter(|(_, d)| !d.subset.is_empty())
+        .filter_map(|(field, d)| {
+            let host = Hostname::resolve(&d.host, &vs.meta.namespace, domain);
+            let defined = destination_rules
+                .get(&host)
+                .is_some_and(|dr| dr.spec.subsets.iter().any(|s| s.name == d.subset));
+            (!defined).then(|| (field, host, d.subset.clone()))
+        })
+        .collect()
+}
+
+/// Reports each later VirtualService that shares a host with an earlier one
+/// where both reach the same namespaces' sidecars.
+fn report_shared_hosts(in_force: &[Vs], domain: &str, problems: &mut Vec<Problem>) {
+    let mut first_by_host: BTreeMap<Hostname, &Vs> = BTreeMap::new();
+    for vs in in_force {
+        let for_mesh = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+        if !for_mesh {
+            continue;
+        }
+        let hosts: BTreeSet<Hostname> = vs
+            .spec
+            .hosts
+            .iter()
+            .map(|h| Hostname::resolve(h, &vs.meta.namespace, domain))
+            .collect();
+        for host in hosts {
+            let Some(first) = first_by_host.get(&host) else {
+                first_by_host.insert(host, vs);
+                continue;
+            };
+            if !exports_overlap(first, vs) {
+                continue;
+            }
+            problems.push(Problem {
+                severity: Severity::Conflict,
+                resource: vs.key(ConfigKind::VirtualService),
+                field: Some("spec.hosts".into()),
+                message: format!(
+                    "host {host} is also routed by VirtualService {}/{}, which takes precedence \
+                     in sidecars (older, or first by name); where both are visible, these \
+                     rules apply to {host} only on ports it does not route",
+                    first.meta.namespace, first.meta.name
+                ),
+            });
+        }
+    }
+}
+
+/// Whether some namespace sees both VirtualServices.
+fn exports_overlap(a: &Config<VirtualService>, b: &Config<VirtualService>) -> bool {
+    // `None`: every namespace.
+    fn namespaces(vs: &Config<VirtualService>) -> Option<BTreeSet<&str>> {
+        let e = &vs.spec.export_to;
+        if e.is_empty() || e.iter().any(|x| x == "*") {
+            return None;
+        }
+        Some(
+            e.iter()
+                .filter(|x| x.as_str() != "~")
+                .map(|x| match x.as_str() {
+                    "." => vs.meta.namespace.as_str(),
+                    other => other,
+                })
+                .collect(),
+        )
+    }
+    match (namespaces(a), namespaces(b)) {
+        (None, None) => true,
+        (None, Some(s)) | (Some(s), None) => !s.is_empty(),
+        (Some(x), Some(y)) => !x.is_disjoint(&y),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::configdir::parse_file;
+    use crate::registry::build_snapshot;
+    use crate::registry::tests::snapshot_of;
+    use mesh_model::{MeshSnapshot, Severity};
+    use std::path::Path;
+
+    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+        metadata: {name: r}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}]\n---\n";
+
+    fn vs(name: &str, created: &str, export: &str, subset: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {{name: {name}, creationTimestamp: \"{created}\"}}\n\
+             spec:\n  hosts: [reviews]\n  exportTo: {export}\n\
+             \x20 http: [{{route: [{{destination: {{host: reviews, subset: {subset}}}}}]}}]\n---\n"
+        )
+    }
+
+    fn rebuild(previous: &MeshSnapshot, yaml: &str) -> MeshSnapshot {
+        let parsed = parse_file(Path::new("t.yaml"), yaml).expect("parses");
+        let map = parsed.resources.into_iter().map(|r| (r.key(), r)).collect();
+        build_snapshot(
+            previous.version + 1,
+            "cluster.local",
+            &[&map],
+            Some(previous),
+        )
+    }
+
+    fn names(snap: &MeshSnapshot) -> Vec<&str> {
+        snap.virtual_services
+            .iter()
+            .map(|v| v.meta.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_older_virtual_service_comes_first_and_a_shared_host_is_reported() {
+        let snap = snapshot_of(&format!(
+            "{DR}{}{}{}",
+            vs("a-new", "2024-06-02T00:00:00Z", "['*']", "v1"),
+            vs("b-old", "2024-06-01T00:00:00Z", "['*']", "v1"),
+            vs("c-private", "2024-06-03T00:00:00Z", "[other]", "v1"),
+        ));
+        assert_eq!(names(&snap), ["b-old", "a-new", "c-private"]);
+        let conflicts: Vec<_> = snap
+            .problems
+            .iter()
+            .map(|p| (p.severity, p.resource.name.as_str()))
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                (Severity::Conflict, "a-new"),
+                (Severity::Conflict, "c-private")
+            ],
+            "c-private reaches namespace other, which b-old reaches too"
+        );
+        assert!(
+            snap.problems[0].message.contains("default/b-old"),
+            "{}",
+            snap.problems[0]
+        );
+    }
+
+    #[test]
+    fn virtual_services_seen_by_disjoint_namespaces_do_not_conflict() {
+        let snap = snapshot_of(&format!(
+            "{DR}{}{}",
+            vs("a", "2024-06-01T00:00:00Z", "['.']", "v1"),
+            vs("b", "2024-06-02T00:00:00Z", "[other]", "v1"),
+        ));
+        assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    }
+
+    #[test]
+    fn a_dangling_subset_rejects_the_edit_and_keeps_the_last_good_version() {
+        let good = snapshot_of(&format!(
+            "{DR}{}",
+            vs("a", "2024-06-01T00:00:00Z", "[]", "v1")
+        ));
+        assert!(good.problems.is_empty(), "{:?}", good.problems);
+
+        let edited = rebuild(
+            &good,
+            &format!("{DR}{}", vs("a", "2024-06-01T00:00:00Z", "[]", "v9")),
+        );
+        assert_eq!(
+            edited.virtual_services, good.virtual_services,
+            "last good version serves"
+        );
+        assert_eq!(edited.problems.len(), 1);
+        let p = &edited.problems[0];
+        assert_eq!(p.severity, Severity::Rejected);
+        assert_eq!(
+            p.field.as_deref(),
+            Some("spec.http[0].route[0].destination.subset")
+        );
+        assert!(
+            p.message.contains("\"v9\"") && p.message.contains("last good"),
+            "{p}"
+        );
+
+        // A second bad edit still finds the good version, one build back.
+        let again = rebuild(
+            &edited,
+            &format!("{DR}{}", vs("a", "2024-06-01T00:00:00Z", "[]", "v8")),
+        );
+        assert_eq!(again.virtual_services, good.virtual_services);
+
+        // With no good version, a new VirtualService is left out.
+        let fresh = snapshot_of(&vs("new", "2024-06-01T00:00:00Z", "[]", "v1"));
+        assert!(fresh.virtual_services.is_empty());
+        assert!(
+            fresh.problems[0].message.contains("no good version"),
+            "{}",
+            fresh.problems[0]
+        );
+    }
+
+    #[test]
+    fn a_subset_removed_from_its_rule_leaves_the_unchanged_virtual_service_in_force() {
+        let good = snapshot_of(&format!(
+            "{DR}{}",
+            vs("a", "2024-06-01T00:00:00Z", "[]", "v1")
+        ));
+        let no_rule = rebuild(&good, &vs("a", "2024-06-01T00:00:00Z", "[]", "v1"));
+        assert_eq!(no_rule.virtual_services, good.virtual_services);
+        assert_eq!(no_rule.problems.len(), 1);
+        assert_eq!(no_rule.problems[0].severity, Severity::Warning);
+    }
+}
