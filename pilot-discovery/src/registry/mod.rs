@@ -2,6 +2,7 @@
 
 mod destination_rules;
 pub mod kube;
+mod ports;
 mod serviceentry;
 mod services;
 mod virtual_services;
@@ -103,6 +104,7 @@ pub fn build_snapshot(
         previous,
         &mut problems,
     );
+    ports::report_shared_tcp_ports(&snap, &mut problems);
     problems.sort();
     problems.dedup();
     snap.problems = problems;
