@@ -154,3 +154,25 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Kills (SIGKILL) the one child of `parent`, as a crash would, and waits
+/// until another child takes its place; returns (killed, replacement).
+pub async fn kill_child_and_await_replacement(
+    parent: u32,
+    deadline: Duration,
+) -> anyhow::Result<(u32, u32)> {
+    let before = children_of(parent);
+    anyhow::ensure!(
+        before.len() == 1,
+        "expected one child of {parent}: {before:?}"
+    );
+    let old = before[0];
+    kill(Pid::from_raw(i32::try_from(old)?), Signal::SIGKILL)
+        .with_context(|| format!("kill -9 {old}"))?;
+    let new = crate::wait::until("a new child in place of the killed one", deadline, || {
+        let now = children_of(parent);
+        async move { Ok(now.into_iter().find(|p| *p != old)) }
+    })
+    .await?;
+    Ok((old, new))
+}

@@ -196,6 +196,29 @@ pub fn version_subsets(name: &str) -> String {
     )
 }
 
+/// Service `shop` on `port`, with `v1` and `v2` as its versions and the
+/// DestinationRule naming them, then `more` files.
+pub fn versioned_shop<const N: usize>(
+    port: u16,
+    v1: &EchoServer,
+    v2: &EchoServer,
+    more: [(&'static str, String); N],
+) -> Vec<(&'static str, String)> {
+    let mut files = vec![
+        (
+            "shop.yaml",
+            service(
+                "shop",
+                port,
+                &[(v1, &[("version", "v1")]), (v2, &[("version", "v2")])],
+            ),
+        ),
+        ("shop-dr.yaml", version_subsets("shop")),
+    ];
+    files.extend(more);
+    files
+}
+
 /// How many replies each echo server (or each error status) gave.
 pub fn count(replies: &[Reply]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -211,6 +234,7 @@ pub struct TrafficMesh {
     pub discovery: Discovery,
     pub ports: SidecarPorts,
     config_dir: PathBuf,
+    discovery_restarts: usize,
     work: tempfile::TempDir,
 }
 
@@ -247,6 +271,7 @@ impl TrafficMesh {
             discovery,
             ports,
             config_dir,
+            discovery_restarts: 0,
             work,
         })
     }
@@ -301,6 +326,29 @@ impl TrafficMesh {
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, self.config_dir.join(name))
             .with_context(|| format!("cannot replace {name}"))
+    }
+
+    /// Kills discovery outright (SIGKILL: no goodbye to its streams) and
+    /// waits until it is gone.
+    pub fn kill_discovery(&mut self) -> anyhow::Result<()> {
+        self.discovery
+            .proc
+            .signal(nix::sys::signal::Signal::SIGKILL);
+        anyhow::ensure!(
+            self.discovery.proc.wait_exit(CONVERGE).is_some(),
+            "discovery outlived SIGKILL"
+        );
+        Ok(())
+    }
+
+    /// Starts discovery again on the same xDS port, reading the same folder;
+    /// returns once it is ready.
+    pub async fn restart_discovery(&mut self) -> anyhow::Result<()> {
+        self.discovery_restarts += 1;
+        let log = (self.work.path()).join(format!("discovery-{}.log", self.discovery_restarts));
+        self.discovery =
+            Discovery::start_on(self.discovery.grpc, &self.config_dir, &log, &[]).await?;
+        Ok(())
     }
 
     /// Removes one file of the config folder.

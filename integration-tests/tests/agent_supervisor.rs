@@ -8,10 +8,7 @@ use std::time::Duration;
 use integration_tests::binaries::{envoy, workspace_binary};
 use integration_tests::mesh::{Mesh, PortPlan, REVIEWS_HOST};
 use integration_tests::ports::free_port;
-use integration_tests::process::{children_of, Proc};
-use integration_tests::wait;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use integration_tests::process::{kill_child_and_await_replacement, Proc};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -26,22 +23,9 @@ async fn a_killed_envoy_is_restarted_and_serves_again() {
     let mut mesh = Mesh::start(&examples(), PortPlan::Free)
         .await
         .expect("the example mesh starts");
-    let agent = mesh.agent.pid();
-    let first = children_of(agent);
-    assert_eq!(first.len(), 1, "the agent runs one Envoy: {first:?}");
-    let old = first[0];
-    kill(
-        Pid::from_raw(i32::try_from(old).expect("pid")),
-        Signal::SIGKILL,
-    )
-    .expect("kill -9");
-
-    let new = wait::until("a new Envoy under the agent", DEADLINE, || {
-        let now = children_of(agent);
-        async move { Ok(now.into_iter().find(|p| *p != old)) }
-    })
-    .await
-    .expect("Envoy restarted");
+    let (old, new) = kill_child_and_await_replacement(mesh.agent.pid(), DEADLINE)
+        .await
+        .expect("Envoy restarted");
     assert_ne!(new, old);
     mesh.wait_routing(REVIEWS_HOST, |b| b == "v1" || b == "v2", DEADLINE)
         .await

@@ -11,8 +11,8 @@ use integration_tests::client::Call;
 use integration_tests::echo::{tcp_name, Behaviour, EchoServer, TcpNameServer};
 use integration_tests::ports::free_port;
 use integration_tests::traffic::{
-    count, host, service, service_on, tcp_virtual_service, version_subsets, virtual_service,
-    TrafficMesh,
+    count, host, service, service_on, tcp_virtual_service, version_subsets, versioned_shop,
+    virtual_service, TrafficMesh,
 };
 
 /// Every kind of match condition sends its requests to v2; the rest go to v1.
@@ -796,27 +796,4 @@ spec:
     mesh.ensure_nothing_rejected()
         .await
         .expect("Envoy took all");
-}
-
-/// Service `shop` on `port`, with `v1` and `v2` as its versions and the
-/// DestinationRule naming them, then `more` files.
-fn versioned_shop<const N: usize>(
-    port: u16,
-    v1: &EchoServer,
-    v2: &EchoServer,
-    more: [(&'static str, String); N],
-) -> Vec<(&'static str, String)> {
-    let mut files = vec![
-        (
-            "shop.yaml",
-            service(
-                "shop",
-                port,
-                &[(v1, &[("version", "v1")]), (v2, &[("version", "v2")])],
-            ),
-        ),
-        ("shop-dr.yaml", version_subsets("shop")),
-    ];
-    files.extend(more);
-    files
 }
