@@ -3,7 +3,6 @@
 //! when it first appears, listed in `/debug/configz` while it lasts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use mesh_model::{ConfigKey, MeshSnapshot, Problem, Severity};
 use serde::Serialize;
@@ -19,29 +18,19 @@ pub struct Listed {
     pub error: String,
 }
 
-fn file_of<'a>(states: &'a [impl AsRef<SourceState>], key: &ConfigKey) -> Option<&'a Path> {
-    states.iter().find_map(|s| s.as_ref().file_of(key))
-}
-
-fn describe(states: &[impl AsRef<SourceState>], p: &Problem) -> (String, String) {
-    let file = file_of(states, &p.resource)
-        .map(|f| f.display().to_string())
-        .unwrap_or_else(|| "<unknown source>".to_string());
-    let error = format!("{file}: {p}");
-    (file, error)
-}
-
 /// Logs and counts the problems of `new` that `old` did not have, and sets
-/// the conflict gauge to what `new` holds.
+/// the conflict gauge to what `new` holds. `listed` is [`listed`] of `new`.
 pub fn report(
     old: Option<&MeshSnapshot>,
     new: &MeshSnapshot,
-    states: &[impl AsRef<SourceState>],
+    listed: &[Listed],
     metrics: &Metrics,
 ) {
     let known: BTreeSet<&Problem> = old.map(|o| o.problems.iter().collect()).unwrap_or_default();
-    for p in new.problems.iter().filter(|p| !known.contains(p)) {
-        let (_, error) = describe(states, p);
+    for (p, Listed { error, .. }) in new.problems.iter().zip(listed) {
+        if known.contains(p) {
+            continue;
+        }
         match p.severity {
             Severity::Rejected => {
                 tracing::error!(resource = %p.resource, "invalid config: {error}");
@@ -74,11 +63,17 @@ pub fn listed(snap: &MeshSnapshot, states: &[impl AsRef<SourceState>]) -> Vec<Li
     snap.problems
         .iter()
         .map(|p| {
-            let (file, error) = describe(states, p);
+            let file = states
+                .iter()
+                .find_map(|s| s.as_ref().file_of(&p.resource))
+                .map_or_else(
+                    || "<unknown source>".to_string(),
+                    |f| f.display().to_string(),
+                );
             Listed {
                 severity: p.severity,
+                error: format!("{file}: {p}"),
                 file,
-                error,
             }
         })
         .collect()

@@ -40,7 +40,7 @@ pub struct SourceState {
     /// `resources`.
     pub errors: Vec<SourceError>,
     /// The file each resource was read from, where that differs by resource.
-    pub files: BTreeMap<ConfigKey, Arc<Path>>,
+    pub files: Arc<BTreeMap<ConfigKey, Arc<Path>>>,
     /// Where every other resource of this source comes from.
     pub origin: Option<Arc<Path>>,
 }

@@ -40,11 +40,23 @@ pub struct Reload {
     pub errors: Vec<ConfigError>,
 }
 
+/// What merging the files yields.
+struct Merge {
+    resources: BTreeMap<ConfigKey, Resource>,
+    /// The file each of `resources` came from.
+    origins: BTreeMap<ConfigKey, Arc<Path>>,
+    /// Resources defined again after their first definition.
+    duplicates: Vec<ConfigError>,
+}
+
 #[derive(Debug)]
 pub struct ConfigFolder {
     dir: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
     merged: BTreeMap<ConfigKey, Resource>,
+    /// The file each resource in `merged` was read from. Shared, so
+    /// publishing the folder's state does not copy it.
+    origins: Arc<BTreeMap<ConfigKey, Arc<Path>>>,
 }
 
 fn is_config_file(path: &Path) -> bool {
@@ -71,6 +83,7 @@ impl ConfigFolder {
             dir: dir.into(),
             files: BTreeMap::new(),
             merged: BTreeMap::new(),
+            origins: Arc::default(),
         }
     }
 
@@ -84,15 +97,8 @@ impl ConfigFolder {
     }
 
     /// The file each resource in force was read from.
-    pub fn files(&self) -> BTreeMap<ConfigKey, Arc<Path>> {
-        let mut out = BTreeMap::new();
-        for (path, state) in &self.files {
-            let path: Arc<Path> = Arc::from(path.as_path());
-            for r in &state.resources {
-                out.entry(r.key()).or_insert_with(|| path.clone());
-            }
-        }
-        out
+    pub fn files(&self) -> Arc<BTreeMap<ConfigKey, Arc<Path>>> {
+        self.origins.clone()
     }
 
     /// Every problem currently known, file by file.
@@ -122,17 +128,21 @@ impl ConfigFolder {
                 errors.extend(errs);
             }
         }
-        let (merged, duplicates) = self.merge();
-        let changed = merged != self.merged;
+        let merge = self.merge();
+        let changed = merge.resources != self.merged;
         if changed {
-            errors.extend(duplicates);
+            errors.extend(merge.duplicates);
         }
-        self.merged = merged;
+        self.merged = merge.resources;
+        if merge.origins != *self.origins {
+            self.origins = Arc::new(merge.origins);
+        }
         Ok(Reload { changed, errors })
     }
 
-    /// Merges the files in path order; the first definition of a resource wins.
-    fn merge(&self) -> (BTreeMap<ConfigKey, Resource>, Vec<ConfigError>) {
+    /// Merges the files in path order; the first definition of a resource
+    /// wins.
+    fn merge(&self) -> Merge {
         // Each resource with the file it came from, in one map: thousands of
         // resources are merged on every reload.
         let mut merged: BTreeMap<ConfigKey, (&Resource, &Path)> = BTreeMap::new();
@@ -156,11 +166,24 @@ impl ConfigFolder {
                 merged.insert(key, (r, path));
             }
         }
-        let merged = merged
-            .into_iter()
-            .map(|(k, (r, _))| (k, r.clone()))
+        let paths: BTreeMap<&Path, Arc<Path>> = self
+            .files
+            .keys()
+            .map(|p| (p.as_path(), Arc::from(p.as_path())))
             .collect();
-        (merged, duplicates)
+        let mut origins = BTreeMap::new();
+        let mut resources = BTreeMap::new();
+        for (k, (r, path)) in merged {
+            if let Some(p) = paths.get(path) {
+                origins.insert(k.clone(), p.clone());
+            }
+            resources.insert(k, r.clone());
+        }
+        Merge {
+            resources,
+            origins,
+            duplicates,
+        }
     }
 }
 

@@ -122,7 +122,7 @@ impl Store {
         SourceState {
             resources: self.resources.clone(),
             errors: self.errors.values().cloned().collect(),
-            files: BTreeMap::new(),
+            files: Arc::default(),
             origin: Some(self.origin.clone()),
         }
     }

@@ -53,7 +53,8 @@ impl SnapshotBuilder {
         let next = self
             .sources
             .build(self.current.version + 1, &self.domain, Some(&self.current));
-        if next.problems != self.current.problems {
+        let problems_changed = next.problems != self.current.problems;
+        if problems_changed {
             self.report(Some(&self.current), &next);
         }
         let Some(scope) = PushScope::for_change(next.changes_since(&self.current)) else {
@@ -61,7 +62,7 @@ impl SnapshotBuilder {
                 events = merged.total(),
                 "no change to the mesh model; nothing to push"
             );
-            if next.problems != self.current.problems {
+            if problems_changed {
                 // The same model: only what is reported about it changed.
                 self.current = Arc::new(next);
             }
@@ -76,10 +77,9 @@ impl SnapshotBuilder {
     }
 
     fn report(&self, old: Option<&MeshSnapshot>, new: &MeshSnapshot) {
-        let states = self.sources.current();
-        problems::report(old, new, &states, &self.metrics);
-        self.problems
-            .send_replace(Arc::new(problems::listed(new, &states)));
+        let listed = problems::listed(new, &self.sources.current());
+        problems::report(old, new, &listed, &self.metrics);
+        self.problems.send_replace(Arc::new(listed));
     }
 }
 

@@ -43,17 +43,18 @@ pub fn in_force(
                 .find(|v| v.meta.name == vs.meta.name && v.meta.namespace == vs.meta.namespace)
         });
         let unchanged = last.is_some_and(|l| **l == *vs);
-        let severity = if unchanged {
-            Severity::Warning
-        } else {
-            Severity::Rejected
-        };
-        let outcome = match last {
-            _ if unchanged => "its routes to it fail until one does",
-            Some(l) if dangling_subsets(l, destination_rules, domain).is_empty() => {
-                "this version is rejected; the last good version keeps serving"
-            }
-            _ => "this version is rejected, and there is no good version to keep",
+        let last_good = last
+            .filter(|l| !unchanged && dangling_subsets(l, destination_rules, domain).is_empty());
+        let (severity, outcome) = match (unchanged, last_good) {
+            (true, _) => (Severity::Warning, "its routes to it fail until one does"),
+            (false, Some(_)) => (
+                Severity::Rejected,
+                "this version is rejected; the last good version keeps serving",
+            ),
+            (false, None) => (
+                Severity::Rejected,
+                "this version is rejected, and there is no good version to keep",
+            ),
         };
         for (field, host, subset) in dangling {
             problems.push(Problem {
@@ -68,9 +69,7 @@ pub fn in_force(
         }
         if unchanged {
             out.push(vs);
-        } else if let Some(l) =
-            last.filter(|l| dangling_subsets(l, destination_rules, domain).is_empty())
-        {
+        } else if let Some(l) = last_good {
             out.push(l.clone());
         }
     }
