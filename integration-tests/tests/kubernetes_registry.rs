@@ -634,7 +634,7 @@ async fn istio_crds_installed_later_are_read_without_a_restart() {
             let configz = d.json("/debug/configz").await.map_err(|e| e.to_string())?;
             let kinds: Vec<String> = configz_keys(&configz)
                 .into_iter()
-                .filter(|k| !k.starts_with("Service "))
+                .filter(|k| !k.starts_with("Service ") && !k.starts_with("Namespace "))
                 .collect();
             let errors = config_errors(d).await.map_err(|e| e.to_string())?;
             Ok((!kinds.is_empty() && !errors.is_empty()).then_some((kinds, errors)))
@@ -657,7 +657,7 @@ fn bad_registry_flags_fail_at_start_with_a_clear_error() {
     let binary = integration_tests::binaries::workspace_binary("pilot-discovery").expect("binary");
     let work = tempfile::tempdir().expect("tempdir");
     let missing = work.path().join("missing.kubeconfig");
-    let cases: [(Vec<String>, &str); 3] = [
+    let cases: [(Vec<String>, &str); 4] = [
         (
             vec![
                 "--registries".into(),
@@ -674,6 +674,10 @@ fn bad_registry_flags_fail_at_start_with_a_clear_error() {
         (
             vec!["--registries".into(), "ConfigFolder".into()],
             "--registries includes ConfigFolder but no --config-dir is set",
+        ),
+        (
+            vec!["--discovery-selectors".into(), "team in (a,b".into()],
+            "invalid label selector \"team in (a,b\": unclosed '('",
         ),
     ];
     for (args, expected) in cases {
@@ -754,4 +758,221 @@ async fn in_cluster_config_is_used_when_run_in_a_pod() {
         .unwrap_or_else(|e| panic!("{e}\n{}", discovery.proc.log()));
     let configz = discovery.json("/debug/configz").await.expect("configz");
     assert!(configz.to_string().contains("\"reviews\""), "{configz}");
+}
+
+/// pilot-discovery reading only the Kubernetes registry, as a Deployment in
+/// a cluster does, with `extra` flags; ready once every watch has synced.
+async fn kube_only_discovery(api: &KubeApi, work: &Path, extra: &[&str]) -> Discovery {
+    let kubeconfig = api.kubeconfig.to_str().expect("utf-8 path").to_string();
+    let mut args = vec!["--registries", "Kubernetes", "--kubeconfig", &kubeconfig];
+    args.extend_from_slice(extra);
+    let mut discovery = Discovery::spawn(
+        free_port().expect("port"),
+        &work.join("discovery.log"),
+        &args,
+    )
+    .expect("discovery");
+    discovery
+        .wait_ready()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", discovery.proc.log()));
+    discovery
+}
+
+/// A Service in `ns` on `port` whose one endpoint is `upstream`.
+async fn service_with_endpoint(
+    client: &kube::Client,
+    name: &str,
+    ns: &str,
+    port: u16,
+    upstream: &Upstream,
+) {
+    create_yaml(client, &service(name, ns, port))
+        .await
+        .unwrap_or_else(|e| panic!("service {ns}/{name}: {e}"));
+    let eps: Endpoints = serde_json::from_value(endpoints(
+        name,
+        ns,
+        &[(&format!("{name}-1"), upstream.addr.port())],
+    ))
+    .expect("endpoints");
+    Api::<Endpoints>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &eps)
+        .await
+        .unwrap_or_else(|e| panic!("endpoints {ns}/{name}: {e}"));
+}
+
+/// Waits until requests for `host` on `port` find no listener.
+async fn wait_unreachable(port: u16, host: &str) -> anyhow::Result<()> {
+    wait::until(
+        &format!("{host} to become unreachable"),
+        CONVERGE,
+        || async { Ok(bodies(port, host, 1).await.is_err().then_some(())) },
+    )
+    .await
+}
+
+/// A proxy takes its labels from its pod, as in Istio: relabelling the pod
+/// brings it under a Sidecar resource (created through the API server) that
+/// selects the new label, with a push to that proxy alone, and taking the
+/// label off frees it again. Nothing else changed meanwhile, so no other
+/// kind of push could have done it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pods_label_change_rescopes_its_own_proxy() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let crds = std::fs::read_to_string(manifests_dir().join("crds.yaml")).expect("crds.yaml");
+    create_yaml(&client, &crds).await.expect("CRDs");
+    let ns = "shop";
+    let a = Upstream::start_on(POD_IP, free_port().expect("port"), "a")
+        .await
+        .expect("a");
+    let b = Upstream::start_on(POD_IP, free_port().expect("port"), "b")
+        .await
+        .expect("b");
+    let (port_a, port_b) = (free_port().expect("port"), free_port().expect("port"));
+    let objects = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleep\n  namespace: {ns}\n  labels: {{app: sleep}}\n\
+         spec:\n  containers: [{{name: app, image: sleep}}]\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: narrow, namespace: {ns}}}\n\
+         spec:\n  workloadSelector: {{labels: {{scope: narrow}}}}\n  egress: [{{hosts: [\"./{}\"]}}]\n",
+        host("a", ns)
+    );
+    create_yaml(&client, &objects).await.expect("objects");
+    service_with_endpoint(&client, "a", ns, port_a, &a).await;
+    service_with_endpoint(&client, "b", ns, port_b, &b).await;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let discovery = kube_only_discovery(&api, work.path(), &[]).await;
+    let mut sidecar = start_sidecar(discovery.grpc, work.path(), ns).expect("sidecar");
+    let (host_a, host_b) = (host("a", ns), host("b", ns));
+    wait_bodies(port_a, &host_a, &["a"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sidecar.log()));
+    wait_bodies(port_b, &host_b, &["b"])
+        .await
+        .expect("b visible: the Sidecar selects no pod yet");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let label = |value: Value| {
+        let pods = pods.clone();
+        async move {
+            pods.patch(
+                "sleep",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"scope": value}}})),
+            )
+            .await
+            .expect("relabel pod")
+        }
+    };
+    let cds = pushes(&discovery, "cds").await;
+    label(json!("narrow")).await;
+    wait_unreachable(port_b, &host_b)
+        .await
+        .expect("b hidden once the Sidecar selects the pod");
+    assert_eq!(
+        bodies(port_a, &host_a, 20).await.expect("a still routes"),
+        BTreeSet::from(["a".to_string()])
+    );
+    assert!(
+        pushes(&discovery, "cds").await > cds,
+        "the proxy got new clusters"
+    );
+    let status = discovery
+        .json("/debug/push_status")
+        .await
+        .expect("push status");
+    let last = &status["status"]["last"];
+    assert_eq!(last["full"], json!(false), "not a full push: {status}");
+    assert_eq!(
+        last["relabelledPods"],
+        json!([format!("sleep.{ns}")]),
+        "{status}"
+    );
+
+    label(Value::Null).await;
+    wait_bodies(port_b, &host_b, &["b"])
+        .await
+        .expect("b back once the label is gone");
+    sidecar.check_running().expect("sidecar still running");
+}
+
+/// With `--discovery-selectors`, only the namespaces whose labels a selector
+/// picks are read: a Service elsewhere gets no listener until its namespace
+/// is labelled, and loses it when the label changes, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_selectors_read_only_the_namespaces_they_pick() {
+    let api = KubeApi::start().await.expect("API server");
+    let client = api.client().await.expect("client");
+    let web = Upstream::start_on(POD_IP, free_port().expect("port"), "web")
+        .await
+        .expect("web");
+    let exp = Upstream::start_on(POD_IP, free_port().expect("port"), "exp")
+        .await
+        .expect("exp");
+    let (port_web, port_exp) = (free_port().expect("port"), free_port().expect("port"));
+    create_yaml(
+        &client,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {mesh: enabled}}\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n",
+    )
+    .await
+    .expect("namespaces");
+    service_with_endpoint(&client, "web", "shop", port_web, &web).await;
+    service_with_endpoint(&client, "exp", "lab", port_exp, &exp).await;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let discovery = kube_only_discovery(
+        &api,
+        work.path(),
+        &["--discovery-selectors", "mesh=enabled"],
+    )
+    .await;
+    let mut sidecar = start_sidecar(discovery.grpc, work.path(), "shop").expect("sidecar");
+    let (host_web, host_exp) = (host("web", "shop"), host("exp", "lab"));
+    wait_bodies(port_web, &host_web, &["web"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sidecar.log()));
+    assert!(
+        bodies(port_exp, &host_exp, 1).await.is_err(),
+        "lab is not selected: no listener for its service"
+    );
+    let services = |configz: &Value| -> Vec<String> {
+        configz_keys(configz)
+            .into_iter()
+            .filter(|k| k.starts_with("Service "))
+            .collect()
+    };
+    let configz = discovery.json("/debug/configz").await.expect("configz");
+    assert_eq!(services(&configz), ["Service shop/web"], "{configz}");
+
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let label = |value: &'static str| {
+        let namespaces = namespaces.clone();
+        async move {
+            namespaces
+                .patch(
+                    "lab",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {"mesh": value}}})),
+                )
+                .await
+                .expect("relabel namespace")
+        }
+    };
+    label("enabled").await;
+    wait_bodies(port_exp, &host_exp, &["exp"])
+        .await
+        .expect("lab's service routes once lab is selected");
+    label("disabled").await;
+    wait_unreachable(port_exp, &host_exp)
+        .await
+        .expect("lab's service gone once lab is not selected");
+    assert_eq!(
+        bodies(port_web, &host_web, 20).await.expect("web routes"),
+        BTreeSet::from(["web".to_string()])
+    );
+    sidecar.check_running().expect("sidecar still running");
 }

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of configuration the model understands.
 ///
-/// `Service`, `EndpointSlice`, `Endpoints`, `Pod` and `Node` name Kubernetes
-/// objects that platform adapters convert into model services and endpoints;
-/// the model itself holds no Kubernetes types.
+/// `Service`, `EndpointSlice`, `Endpoints`, `Pod`, `Node` and `Namespace`
+/// name Kubernetes objects that platform adapters convert into model
+/// services and endpoints, or select by; the model itself holds no
+/// Kubernetes types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigKind {
     VirtualService,
@@ -22,6 +23,7 @@ pub enum ConfigKind {
     Endpoints,
     Pod,
     Node,
+    Namespace,
 }
 
 impl ConfigKind {
@@ -38,6 +40,7 @@ impl ConfigKind {
             ConfigKind::Endpoints => "Endpoints",
             ConfigKind::Pod => "Pod",
             ConfigKind::Node => "Node",
+            ConfigKind::Namespace => "Namespace",
         }
     }
 }

@@ -30,6 +30,11 @@ pub struct MeshSnapshot {
     pub sidecars: Vec<Arc<Config<Sidecar>>>,
     /// In load order.
     pub gateways: Vec<Arc<Config<Gateway>>>,
+    /// The labels of each Kubernetes pod, keyed as a proxy id names its pod
+    /// (`name.namespace`). A proxy of a known pod takes its pod's labels
+    /// rather than those it announced, as Istio does, so relabelling the pod
+    /// re-scopes its proxy without a restart.
+    pub pod_labels: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     /// What building this snapshot set aside or resolved between
     /// resources, sorted. Derived from the resources above, so not part of
     /// what [`MeshSnapshot::changes_since`] compares.
@@ -101,12 +106,29 @@ pub struct SnapshotChange {
     pub config: bool,
     /// Services whose endpoints differ (added, removed or edited).
     pub endpoints: BTreeSet<Hostname>,
+    /// Pods (`name.namespace`) whose labels differ, appeared or went: their
+    /// proxies' view may change.
+    pub pods: BTreeSet<String>,
 }
 
 impl SnapshotChange {
     pub fn is_empty(&self) -> bool {
-        !self.config && self.endpoints.is_empty()
+        !self.config && self.endpoints.is_empty() && self.pods.is_empty()
     }
+}
+
+/// The keys whose values differ between `new` and `old`, or that only one has.
+fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    new: &BTreeMap<K, V>,
+    old: &BTreeMap<K, V>,
+) -> BTreeSet<K> {
+    let mut out: BTreeSet<K> = new
+        .iter()
+        .filter(|(k, v)| old.get(k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    out.extend(old.keys().filter(|k| !new.contains_key(k)).cloned());
+    out
 }
 
 impl MeshSnapshot {
@@ -119,18 +141,11 @@ impl MeshSnapshot {
             || self.destination_rules != old.destination_rules
             || self.sidecars != old.sidecars
             || self.gateways != old.gateways;
-        let mut endpoints = BTreeSet::new();
-        for (host, eps) in &self.endpoints {
-            if old.endpoints.get(host) != Some(eps) {
-                endpoints.insert(host.clone());
-            }
+        SnapshotChange {
+            config,
+            endpoints: changed_keys(&self.endpoints, &old.endpoints),
+            pods: changed_keys(&self.pod_labels, &old.pod_labels),
         }
-        for host in old.endpoints.keys() {
-            if !self.endpoints.contains_key(host) {
-                endpoints.insert(host.clone());
-            }
-        }
-        SnapshotChange { config, endpoints }
     }
 
     pub fn service(&self, host: &Hostname) -> Option<&Arc<Service>> {
@@ -282,6 +297,25 @@ mod tests {
 
         new.domain = "other.local".into();
         assert!(new.changes_since(&old).config);
+    }
+
+    #[test]
+    fn pod_label_changes_are_listed_per_pod_and_are_not_config() {
+        let labels = |v: &str| Arc::new(BTreeMap::from([("version".to_string(), v.to_string())]));
+        let mut old = MeshSnapshot::default();
+        old.pod_labels.insert("a.shop".into(), labels("v1"));
+        old.pod_labels.insert("b.shop".into(), labels("v1"));
+        let mut new = old.clone();
+        new.pod_labels.insert("a.shop".into(), labels("v2"));
+        new.pod_labels.remove("b.shop");
+        new.pod_labels.insert("c.shop".into(), labels("v1"));
+        let change = new.changes_since(&old);
+        assert!(!change.config && change.endpoints.is_empty());
+        assert_eq!(
+            change.pods,
+            BTreeSet::from(["a.shop".to_string(), "b.shop".into(), "c.shop".into()])
+        );
+        assert!(!change.is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pilot_discovery::kubernetes::EndpointApiChoice;
+use pilot_discovery::kubernetes::{EndpointApiChoice, LabelSelector};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +74,13 @@ pub struct DiscoveryArgs {
     /// `endpoints`.
     #[arg(long, env = "PILOT_ENDPOINT_API", default_value = "auto")]
     pub endpoint_api: EndpointApiChoice,
+
+    /// Read only the Kubernetes namespaces whose labels this selector picks
+    /// (`kubectl -l` syntax, e.g. `istio-discovery=enabled`); repeat it to
+    /// read those any of them picks. Default: every namespace. Istio's
+    /// `meshConfig.discoverySelectors`.
+    #[arg(long, alias = "discoverySelectors", value_name = "SELECTOR")]
+    pub discovery_selectors: Vec<LabelSelector>,
 
     /// Address of the plaintext xDS (gRPC) server.
     #[arg(long, alias = "grpcAddr", default_value = "0.0.0.0:15010")]

@@ -113,6 +113,7 @@ fn resource_json(r: &Resource) -> Value {
         Resource::KubeEndpoints(e) => serde_json::to_value(e),
         Resource::Pod(p) => serde_json::to_value(p),
         Resource::Node(n) => serde_json::to_value(n),
+        Resource::Namespace(n) => serde_json::to_value(n),
     }
     .unwrap_or(Value::Null);
     json!({

@@ -46,6 +46,7 @@ fn options(args: DiscoveryArgs) -> anyhow::Result<ServerOptions> {
             kubeconfig: args.kubeconfig.clone(),
             cluster_id: args.cluster_id.clone(),
             endpoint_api: args.endpoint_api,
+            discovery_selectors: args.discovery_selectors.clone(),
         });
     Ok(ServerOptions {
         config_dir: args.config_dir,

@@ -12,7 +12,7 @@ use mesh_model::istio::{
 };
 use mesh_model::{Config, ConfigKey, ConfigKind};
 
-use crate::registry::kube::{NodeInfo, PodInfo};
+use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
 
 /// Shared, not copied: a reload of a source of thousands of objects clones
 /// every one of them into the merged view, and an unchanged object then
@@ -32,6 +32,8 @@ pub enum Resource {
     /// and none of that churn should reach the model.
     Pod(Arc<PodInfo>),
     Node(Arc<NodeInfo>),
+    /// Its labels, which discovery selectors match.
+    Namespace(Arc<NamespaceInfo>),
 }
 
 impl Resource {
@@ -53,6 +55,11 @@ impl Resource {
             },
             Resource::Node(n) => ConfigKey {
                 kind: ConfigKind::Node,
+                namespace: String::new(),
+                name: n.name.clone(),
+            },
+            Resource::Namespace(n) => ConfigKey {
+                kind: ConfigKind::Namespace,
                 namespace: String::new(),
                 name: n.name.clone(),
             },

@@ -97,6 +97,8 @@ pub fn update_kind(kind: ConfigKind) -> UpdateKind {
         | ConfigKind::Endpoints
         | ConfigKind::Pod
         | ConfigKind::Node => UpdateKind::Eds,
+        // Selects what else is in the model: a rebuild finds what changed.
+        ConfigKind::Namespace => UpdateKind::Config,
         ConfigKind::ServiceEntry | ConfigKind::Service => UpdateKind::Svc,
         _ => UpdateKind::Config,
     }

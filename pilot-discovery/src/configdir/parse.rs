@@ -23,9 +23,9 @@ use mesh_model::{Config, ConfigKey, ConfigKind, ConfigMeta};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::registry::kube::{NodeInfo, PodInfo};
+use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
 use crate::resource::Resource;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod};
 
 /// Namespace given to resources that do not name one, as `kubectl apply`
 /// would with the default context.
@@ -195,6 +195,7 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
         ("", "Endpoints") if api_version == "v1" => ConfigKind::Endpoints,
         ("", "Pod") if api_version == "v1" => ConfigKind::Pod,
         ("", "Node") if api_version == "v1" => ConfigKind::Node,
+        ("", "Namespace") if api_version == "v1" => ConfigKind::Namespace,
         _ => {
             return Err(doc_error(
                 None,
@@ -208,7 +209,7 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
         "metadata",
         None,
     )?;
-    if kind == ConfigKind::Node {
+    if matches!(kind, ConfigKind::Node | ConfigKind::Namespace) {
         meta.namespace.clear(); // cluster-scoped
     } else if meta.namespace.is_empty() {
         meta.namespace = DEFAULT_NAMESPACE.to_string();
@@ -290,6 +291,12 @@ pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
             let info = NodeInfo::from_node(&node)
                 .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
             Resource::Node(Arc::new(info))
+        }
+        ConfigKind::Namespace => {
+            let ns: Namespace = deserialize_at(doc, "", k.clone())?;
+            let info = NamespaceInfo::from_namespace(&ns)
+                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
+            Resource::Namespace(Arc::new(info))
         }
     };
     Ok(resource)

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
@@ -13,7 +13,7 @@ use mesh_model::{ConfigKey, ConfigKind};
 use serde_json::Value;
 
 use crate::configdir::{parse_object, ConfigError};
-use crate::registry::kube::{NodeInfo, PodInfo};
+use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
 use crate::resource::{strip_volatile, Resource};
 
 /// What one watched object becomes: a resource, or the error that rejects it
@@ -70,6 +70,12 @@ pub fn node(n: Node, origin: PathBuf) -> Converted {
     NodeInfo::from_node(&n)
         .map(|info| Resource::Node(Arc::new(info)))
         .ok_or_else(|| missing_name(ConfigKind::Node, origin))
+}
+
+pub fn namespace(n: Namespace, origin: PathBuf) -> Converted {
+    NamespaceInfo::from_namespace(&n)
+        .map(|info| Resource::Namespace(Arc::new(info)))
+        .ok_or_else(|| missing_name(ConfigKind::Namespace, origin))
 }
 
 /// An Istio custom resource, validated as the config folder validates it.

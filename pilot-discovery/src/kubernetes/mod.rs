@@ -2,6 +2,9 @@
 //! or Endpoints, Pods, Nodes, and the Istio networking custom resources) and
 //! publishes what it holds as one more source of the aggregate registry.
 //!
+//! Namespaces are watched too: discovery selectors pick the namespaces whose
+//! objects are read.
+//!
 //! Each kind has its own watch (kube-rs's watcher: list, then watch from the
 //! list's resource version, relisting with backoff when the watch breaks or
 //! the version is too old). All watches feed one store task, which owns the
@@ -12,6 +15,7 @@ mod client;
 mod convert;
 mod crds;
 pub mod discovery;
+mod selector;
 mod store;
 mod watch;
 
@@ -26,6 +30,7 @@ use crate::push::UpdateKind;
 use crate::sources::SourceState;
 
 pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
+pub use selector::{LabelSelector, SelectorError};
 
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
@@ -35,6 +40,8 @@ pub struct KubeOptions {
     /// Names this cluster in logs and errors.
     pub cluster_id: String,
     pub endpoint_api: EndpointApiChoice,
+    /// Namespaces read: those any selects; empty reads all.
+    pub discovery_selectors: Vec<LabelSelector>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +104,7 @@ pub async fn start(
             cluster = %opts.cluster_id,
             endpoints = %served.endpoint_api,
             istio_kinds = ?served.istio.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+            discovery_selectors = ?opts.discovery_selectors.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "watching the Kubernetes API server"
         );
         let (tx, rx) = mpsc::channel(1024);
@@ -106,6 +114,7 @@ pub async fn start(
         let store = store::Store::new(
             watches.watched().clone(),
             &convert::origin(&opts.cluster_id),
+            opts.discovery_selectors.clone(),
         );
         tokio::spawn(crds::watch_for_istio_kinds(client, watches));
         store::run(store, rx, state_tx, synced_tx, events, metrics).await;

@@ -1,6 +1,11 @@
 //! The Kubernetes source's view: every object the watches reported, and every
 //! object currently rejected. One task owns it, so updates apply in the order
 //! the watches sent them and need no lock.
+//!
+//! With discovery selectors, only the objects of the namespaces they select
+//! are published (and only their changes cause events); the others are kept,
+//! so relabelling a namespace brings its objects in or out at once, with no
+//! relist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -10,6 +15,7 @@ use mesh_model::{ConfigKey, ConfigKind};
 use tokio::sync::{mpsc, watch};
 
 use super::convert::Converted;
+use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
@@ -30,13 +36,16 @@ pub struct Store {
     waiting: BTreeSet<ConfigKind>,
     /// Where the objects come from, for reports.
     origin: Arc<Path>,
+    /// A namespace is read when any selects its labels; none reads all.
+    selectors: Vec<LabelSelector>,
 }
 
 impl Store {
     /// A store that counts as synced once each of `kinds` has been listed.
-    pub fn new(kinds: BTreeSet<ConfigKind>, origin: &Path) -> Store {
+    pub fn new(kinds: BTreeSet<ConfigKind>, origin: &Path, selectors: Vec<LabelSelector>) -> Store {
         Store {
             origin: Arc::from(origin),
+            selectors,
             resources: BTreeMap::new(),
             errors: BTreeMap::new(),
             errors_changed: false,
@@ -49,17 +58,30 @@ impl Store {
         self.waiting.is_empty()
     }
 
-    /// Applies one update; returns the kinds of the objects it changed.
+    /// Whether the discovery selectors pick namespace `ns` (cluster-scoped
+    /// objects have none and are always read).
+    fn selected(&self, ns: &str) -> bool {
+        if self.selectors.is_empty() || ns.is_empty() {
+            return true;
+        }
+        let key = ConfigKey {
+            kind: ConfigKind::Namespace,
+            namespace: String::new(),
+            name: ns.to_string(),
+        };
+        match self.resources.get(&key) {
+            Some(Resource::Namespace(n)) => self.selectors.iter().any(|s| s.matches(&n.labels)),
+            _ => false,
+        }
+    }
+
+    /// Applies one update; returns the kinds of the objects it changed in
+    /// the published view.
     pub fn apply(&mut self, update: Update) -> Vec<ConfigKind> {
         let mut changed = Vec::new();
         match update {
             Update::Applied(key, converted) => self.put(key, converted, &mut changed),
-            Update::Deleted(key) => {
-                self.clear_error(&key);
-                if self.resources.remove(&key).is_some() {
-                    changed.push(key.kind);
-                }
-            }
+            Update::Deleted(key) => self.remove(&key, &mut changed),
             Update::Listed { kind, items } => {
                 self.waiting.remove(&kind);
                 let listed: BTreeSet<&ConfigKey> = items.iter().map(|(k, _)| k).collect();
@@ -71,10 +93,7 @@ impl Store {
                     .cloned()
                     .collect();
                 for key in gone {
-                    self.clear_error(&key);
-                    if self.resources.remove(&key).is_some() {
-                        changed.push(kind);
-                    }
+                    self.remove(&key, &mut changed);
                 }
                 for (key, converted) in items {
                     self.put(key, converted, &mut changed);
@@ -89,20 +108,55 @@ impl Store {
             Ok(resource) => {
                 self.clear_error(&key);
                 if self.resources.get(&key) != Some(&resource) {
+                    let was = self.selection_of(&key);
                     self.resources.insert(key.clone(), resource);
-                    changed.push(key.kind);
+                    self.note_change(&key, was, changed);
                 }
             }
             Err(e) => {
-                // Logged once per distinct problem; a resync repeats it silently.
+                // Logged once per distinct problem; a resync repeats it
+                // silently, and a namespace not read stays quiet.
                 let error = SourceError::from(e.as_ref());
-                if self.errors.get(&key).map(|old| &old.error) != Some(&error.error) {
+                if self.errors.get(&key).map(|old| &old.error) != Some(&error.error)
+                    && self.selected(&key.namespace)
+                {
                     tracing::error!(resource = %key, "invalid config: {e}; its last good version stays in force");
                     self.errors_changed = true;
                     self.new_rejections.push(key.kind);
                 }
                 self.errors.insert(key, error);
             }
+        }
+    }
+
+    fn remove(&mut self, key: &ConfigKey, changed: &mut Vec<ConfigKind>) {
+        self.clear_error(key);
+        let was = self.selection_of(key);
+        if self.resources.remove(key).is_some() {
+            self.note_change(key, was, changed);
+        }
+    }
+
+    /// For a Namespace, whether the selectors pick it; for the rest, nothing.
+    fn selection_of(&self, key: &ConfigKey) -> Option<bool> {
+        (key.kind == ConfigKind::Namespace).then(|| self.selected(&key.name))
+    }
+
+    /// Records that `key` changed. A namespace whose selection flipped
+    /// brings in, or takes out, every object it holds.
+    fn note_change(&self, key: &ConfigKey, was: Option<bool>, changed: &mut Vec<ConfigKind>) {
+        if let Some(was) = was {
+            changed.push(ConfigKind::Namespace);
+            if was != self.selected(&key.name) {
+                changed.extend(
+                    self.resources
+                        .keys()
+                        .filter(|k| k.namespace == key.name)
+                        .map(|k| k.kind),
+                );
+            }
+        } else if self.selected(&key.namespace) {
+            changed.push(key.kind);
         }
     }
 
@@ -119,9 +173,23 @@ impl Store {
     }
 
     pub fn state(&self) -> SourceState {
+        let resources = if self.selectors.is_empty() {
+            self.resources.clone()
+        } else {
+            self.resources
+                .iter()
+                .filter(|(k, _)| self.selected(&k.namespace))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect()
+        };
         SourceState {
-            resources: self.resources.clone(),
-            errors: self.errors.values().cloned().collect(),
+            resources,
+            errors: self
+                .errors
+                .iter()
+                .filter(|(k, _)| self.selected(&k.namespace))
+                .map(|(_, e)| e.clone())
+                .collect(),
             files: Arc::default(),
             origin: Some(self.origin.clone()),
         }
@@ -176,13 +244,94 @@ mod tests {
     use std::path::PathBuf;
 
     fn svc(name: &str, port: i32) -> (ConfigKey, Converted) {
+        svc_in("n", name, port)
+    }
+
+    fn svc_in(ns: &str, name: &str, port: i32) -> (ConfigKey, Converted) {
         let s: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": "n"},
+            "metadata": {"name": name, "namespace": ns},
             "spec": {"ports": [{"port": port}]}
         }))
         .expect("service");
-        let key = super::super::convert::key(ConfigKind::Service, Some("n"), Some(name));
+        let key = super::super::convert::key(ConfigKind::Service, Some(ns), Some(name));
         (key, super::super::convert::service(s))
+    }
+
+    fn namespace(name: &str, labels: &[(&str, &str)]) -> (ConfigKey, Converted) {
+        let info = crate::registry::kube::NamespaceInfo {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let key = super::super::convert::key(ConfigKind::Namespace, None, Some(name));
+        (key, Ok(Resource::Namespace(Arc::new(info))))
+    }
+
+    fn published_services(store: &Store) -> Vec<String> {
+        store
+            .state()
+            .resources
+            .keys()
+            .filter(|k| k.kind == ConfigKind::Service)
+            .map(|k| format!("{}/{}", k.namespace, k.name))
+            .collect()
+    }
+
+    #[test]
+    fn discovery_selectors_publish_only_the_namespaces_they_pick() {
+        let selectors = vec!["mesh=on".parse().expect("selector")];
+        let kinds = [ConfigKind::Service, ConfigKind::Namespace].into();
+        let mut store = Store::new(kinds, Path::new("kubernetes://test"), selectors);
+        store.apply(Update::Listed {
+            kind: ConfigKind::Namespace,
+            items: vec![namespace("shop", &[("mesh", "on")]), namespace("lab", &[])],
+        });
+        store.apply(Update::Listed {
+            kind: ConfigKind::Service,
+            items: vec![svc_in("shop", "web", 80), svc_in("lab", "exp", 80)],
+        });
+        assert!(store.synced());
+        assert_eq!(published_services(&store), ["shop/web"]);
+
+        // A change in a namespace not read causes no event, and its errors
+        // are not published.
+        let (exp, _) = svc_in("lab", "exp", 81);
+        assert!(store
+            .apply(Update::Applied(exp.clone(), svc_in("lab", "exp", 81).1))
+            .is_empty());
+        store.apply(Update::Applied(exp.clone(), invalid(&exp)));
+        assert!(store.state().errors.is_empty());
+        assert!(store.new_rejections.is_empty(), "not counted either");
+
+        // Labelling the namespace brings its objects in; unlabelling takes
+        // them out again.
+        let changed = store.apply(Update::Applied(
+            namespace("lab", &[("mesh", "on")]).0,
+            namespace("lab", &[("mesh", "on")]).1,
+        ));
+        assert!(changed.contains(&ConfigKind::Service), "{changed:?}");
+        assert_eq!(published_services(&store), ["lab/exp", "shop/web"]);
+        assert_eq!(store.state().errors.len(), 1, "its rejected edit shows");
+        let changed = store.apply(Update::Deleted(namespace("lab", &[]).0));
+        assert!(changed.contains(&ConfigKind::Service), "{changed:?}");
+        assert_eq!(published_services(&store), ["shop/web"]);
+    }
+
+    #[test]
+    fn without_selectors_every_namespace_is_read() {
+        let kinds = [ConfigKind::Service, ConfigKind::Namespace].into();
+        let mut store = Store::new(kinds, Path::new("kubernetes://test"), Vec::new());
+        store.apply(Update::Listed {
+            kind: ConfigKind::Namespace,
+            items: vec![namespace("shop", &[])],
+        });
+        store.apply(Update::Listed {
+            kind: ConfigKind::Service,
+            items: vec![svc_in("shop", "web", 80), svc_in("gone", "old", 80)],
+        });
+        assert_eq!(published_services(&store), ["gone/old", "shop/web"]);
     }
 
     fn invalid(key: &ConfigKey) -> Converted {
@@ -197,7 +346,11 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_what_a_kind_holds_and_keeps_the_last_good_version() {
-        let mut store = Store::new([ConfigKind::Service].into(), Path::new("kubernetes://test"));
+        let mut store = Store::new(
+            [ConfigKind::Service].into(),
+            Path::new("kubernetes://test"),
+            Vec::new(),
+        );
         assert!(!store.synced());
         let changed = store.apply(Update::Listed {
             kind: ConfigKind::Service,

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, watcher, Event};
@@ -56,7 +56,7 @@ impl Watches {
         &self.watched
     }
 
-    /// Services, the endpoints API in use, Pods and Nodes.
+    /// Services, the endpoints API in use, Pods, Nodes and Namespaces.
     pub fn start_core(&mut self, endpoint_api: EndpointApi) {
         let client = &self.client;
         let tx = &self.tx;
@@ -101,6 +101,14 @@ impl Watches {
             Api::<Node>::all(client.clone()),
             ConfigKind::Node,
             move |n| convert::node(n, o.clone()),
+            tx.clone(),
+        );
+        let o = self.origin.clone();
+        self.watched.insert(ConfigKind::Namespace);
+        watch_kind(
+            Api::<Namespace>::all(client.clone()),
+            ConfigKind::Namespace,
+            move |n| convert::namespace(n, o.clone()),
             tx.clone(),
         );
     }

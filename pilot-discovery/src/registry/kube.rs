@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, ObjectReference, Pod, Service as KubeService};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Namespace, Node, ObjectReference, Pod, Service as KubeService,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use mesh_model::{
     ConfigKey, ConfigKind, Endpoint, HealthStatus, Hostname, Locality, Protocol, Resolution,
@@ -59,6 +61,11 @@ impl PodInfo {
             node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         })
     }
+
+    /// The pod as the id of a proxy running in it names it (`name.namespace`).
+    pub fn proxy_key(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
 }
 
 /// What the registry reads of a Node: its locality.
@@ -79,6 +86,23 @@ impl NodeInfo {
                 zone: label(ZONE_LABEL),
                 subzone: label(SUBZONE_LABEL),
             },
+        })
+    }
+}
+
+/// What the registry reads of a Namespace: the labels discovery selectors
+/// match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NamespaceInfo {
+    pub fn from_namespace(ns: &Namespace) -> Option<NamespaceInfo> {
+        Some(NamespaceInfo {
+            name: ns.metadata.name.clone()?,
+            labels: ns.metadata.labels.clone().unwrap_or_default(),
         })
     }
 }

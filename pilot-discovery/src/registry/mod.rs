@@ -8,6 +8,7 @@ mod services;
 mod virtual_services;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use mesh_model::istio::{ServiceEntry, WorkloadEntry};
 use mesh_model::{Config, ConfigKey, MeshSnapshot};
@@ -45,7 +46,11 @@ pub fn build_snapshot(
             Resource::WorkloadEntry(we) => workload_entries.add(we),
             Resource::EndpointSlice(s) => slices.push(s.as_ref()),
             Resource::KubeEndpoints(e) => kube_endpoints.push(e.as_ref()),
-            Resource::Pod(p) => workloads.add_pod(p),
+            Resource::Pod(p) => {
+                workloads.add_pod(p);
+                snap.pod_labels
+                    .insert(p.proxy_key(), Arc::new(p.labels.clone()));
+            }
             Resource::Node(n) => workloads.add_node(n),
             _ => {}
         }
@@ -88,7 +93,8 @@ pub fn build_snapshot(
             | Resource::EndpointSlice(_)
             | Resource::KubeEndpoints(_)
             | Resource::Pod(_)
-            | Resource::Node(_) => {}
+            | Resource::Node(_)
+            | Resource::Namespace(_) => {}
         }
     }
     let mut problems = Vec::new();

@@ -28,7 +28,7 @@ pub fn selected<'a>(
     snap.gateways
         .iter()
         .map(AsRef::as_ref)
-        .filter(|g| g.spec.selects(&proxy.metadata.labels))
+        .filter(|g| g.spec.selects(proxy.labels(snap)))
 }
 
 /// The servers of the selected Gateways, with their Gateway, by port.

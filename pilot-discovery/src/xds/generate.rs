@@ -11,7 +11,6 @@ use mesh_model::{Hostname, NodeType};
 use super::names::ClusterName;
 use super::proxy::Proxy;
 use super::{cds, eds, inbound, lds, rds};
-use crate::push::PushScope;
 
 /// One generated resource with the name the proxy knows it by.
 #[derive(Debug, Clone)]
@@ -92,9 +91,9 @@ pub fn endpoint_clusters(snap: &MeshSnapshot, hosts: &BTreeSet<Hostname>) -> Vec
     out
 }
 
-/// Whether a push of `scope` touches type `t` at all.
-pub fn type_in_scope(scope: &PushScope, t: &str) -> bool {
-    scope.is_full() || t == type_url::ENDPOINT
+/// Whether a push, full or of endpoints only, touches type `t` at all.
+pub fn type_in_scope(full: bool, t: &str) -> bool {
+    full || t == type_url::ENDPOINT
 }
 
 /// The resources of `type_url` for `proxy`. `names` restricts EDS and RDS to
@@ -216,9 +215,8 @@ spec:
                 "outbound|81|v1|a.default.svc.cluster.local",
             ]
         );
-        let scope = PushScope::Endpoints(hosts);
-        assert!(!type_in_scope(&scope, type_url::LISTENER));
-        assert!(type_in_scope(&scope, type_url::ENDPOINT));
-        assert!(type_in_scope(&PushScope::Full, type_url::LISTENER));
+        assert!(!type_in_scope(false, type_url::LISTENER));
+        assert!(type_in_scope(false, type_url::ENDPOINT));
+        assert!(type_in_scope(true, type_url::LISTENER));
     }
 }

@@ -96,6 +96,8 @@ pub struct LastPush {
     pub full: bool,
     /// For endpoint-only pushes, the services whose endpoints changed.
     pub eds_services: Vec<String>,
+    /// Pods whose labels changed: their proxies got a full push.
+    pub relabelled_pods: Vec<String>,
     /// Source events merged into this push, by kind.
     pub events: BTreeMap<UpdateKind, usize>,
     pub debounce_ms: f64,
@@ -198,14 +200,21 @@ impl XdsHub {
                 started: merged.first,
             });
         }
-        let eds_services = match scope.as_ref() {
-            PushScope::Full => Vec::new(),
-            PushScope::Endpoints(hosts) => hosts.iter().map(ToString::to_string).collect(),
+        let eds_services: Vec<String> = scope
+            .endpoints()
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        let relabelled_pods: Vec<String> = match scope.as_ref() {
+            PushScope::Pods { pods, .. } => pods.iter().cloned().collect(),
+            _ => Vec::new(),
         };
         tracing::info!(
             version = snap.version,
             full = scope.is_full(),
             eds_services = eds_services.len(),
+            relabelled_pods = relabelled_pods.len(),
             events = merged.total(),
             proxies = conns.len(),
             "push"
@@ -222,6 +231,7 @@ impl XdsHub {
             version: snap.version,
             full: scope.is_full(),
             eds_services,
+            relabelled_pods,
             events: merged.counts.clone(),
             debounce_ms: now.duration_since(merged.first).as_secs_f64() * 1000.0,
             proxies: conns.len(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use mesh_model::proxy::{InterceptionMode, ProxyMetadata};
-use mesh_model::{ProxyId, ProxyIdError};
+use mesh_model::{MeshSnapshot, ProxyId, ProxyIdError};
 use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::protobuf::{value::Kind, Struct};
 
@@ -35,6 +35,15 @@ impl Proxy {
             .namespace
             .as_deref()
             .unwrap_or_else(|| self.id.namespace())
+    }
+
+    /// The workload's labels: its pod's when the registry knows the pod, so
+    /// a relabelled pod re-scopes its proxy at once (as in Istio), else the
+    /// labels the proxy announced in its metadata.
+    pub fn labels<'a>(&'a self, snap: &'a MeshSnapshot) -> &'a BTreeMap<String, String> {
+        snap.pod_labels
+            .get(&self.id.id)
+            .map_or(&self.metadata.labels, AsRef::as_ref)
     }
 
     /// Listeners bind service ports on loopback instead of relying on iptables.
@@ -97,6 +106,39 @@ pub(crate) mod tests {
             metadata: Some(Struct { fields }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_known_pods_labels_replace_the_announced_ones() {
+        let mut node = local_node("sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local");
+        let announced = Struct {
+            fields: [(
+                "version".to_string(),
+                Value {
+                    kind: Some(Kind::StringValue("v1".into())),
+                },
+            )]
+            .into(),
+        };
+        node.metadata.as_mut().expect("metadata").fields.insert(
+            "LABELS".into(),
+            Value {
+                kind: Some(Kind::StructValue(announced)),
+            },
+        );
+        let p = Proxy::from_node(&node).expect("valid");
+        let mut snap = MeshSnapshot::default();
+        assert_eq!(p.labels(&snap)["version"], "v1", "no pod known: announced");
+        let pod = BTreeMap::from([("version".to_string(), "v2".to_string())]);
+        snap.pod_labels
+            .insert("web-1.other".into(), pod.clone().into());
+        assert_eq!(
+            p.labels(&snap)["version"],
+            "v1",
+            "a pod of another namespace"
+        );
+        snap.pod_labels.insert("web-1.shop".into(), pod.into());
+        assert_eq!(p.labels(&snap)["version"], "v2", "its pod's labels");
     }
 
     #[test]

@@ -321,6 +321,29 @@ mod tests {
     }
 
     #[test]
+    fn a_relabelled_pod_gets_a_full_push_and_other_proxies_endpoints_only() {
+        let (mut c, _) = connected();
+        let relabelled = |pod: &str, version| Push {
+            scope: Arc::new(PushScope::Pods {
+                pods: BTreeSet::from([pod.to_string()]),
+                endpoints: BTreeSet::new(),
+            }),
+            ..full_with_a(version)
+        };
+        assert!(
+            on_push(&mut c, &relabelled("web.default", 2)).is_empty(),
+            "another pod's labels send this proxy nothing"
+        );
+        let out = on_push(&mut c, &relabelled("app.default", 3));
+        let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+        assert_eq!(
+            types,
+            [type_url::CLUSTER],
+            "its own pod's labels: a full push"
+        );
+    }
+
+    #[test]
     fn endpoint_push_sends_only_changed_clusters() {
         let (mut c, _) = connected();
         let a = "outbound|80||a.default.svc.cluster.local";

@@ -101,12 +101,16 @@ impl ConnState {
         scope: &PushScope,
         snap: &PushContext,
     ) -> Vec<(&'static str, PushTarget)> {
+        let hosts = match &self.proxy {
+            Some(p) if scope.is_full_for(&p.id.id) => None,
+            _ => scope.endpoints(),
+        };
         xds_proto::type_url::PUSH_ORDER
             .into_iter()
-            .filter(|t| self.watches.contains_key(*t) && type_in_scope(scope, t))
-            .filter_map(|t| match scope {
-                PushScope::Full => Some((t, None)),
-                PushScope::Endpoints(hosts) => {
+            .filter(|t| self.watches.contains_key(*t) && type_in_scope(hosts.is_none(), t))
+            .filter_map(|t| match hosts {
+                None => Some((t, None)),
+                Some(hosts) => {
                     let subscribed = &self.watches[t].names;
                     let names: BTreeSet<String> = endpoint_clusters(snap, hosts)
                         .into_iter()

@@ -18,7 +18,7 @@ impl<'a> Visibility<'a> {
     pub fn of(snap: &'a MeshSnapshot, proxy: &Proxy) -> Visibility<'a> {
         let sidecar = match proxy.id.node_type {
             NodeType::Sidecar => snap
-                .sidecar_for(proxy.namespace(), &proxy.metadata.labels)
+                .sidecar_for(proxy.namespace(), proxy.labels(snap))
                 .map(AsRef::as_ref),
             NodeType::Router => None,
         };
