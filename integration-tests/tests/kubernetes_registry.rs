@@ -816,7 +816,8 @@ async fn wait_unreachable(port: u16, host: &str) -> anyhow::Result<()> {
 /// brings it under a Sidecar resource (created through the API server) that
 /// selects the new label, with a push to that proxy alone, and taking the
 /// label off frees it again. Nothing else changed meanwhile, so no other
-/// kind of push could have done it.
+/// kind of push could have done it. While the Sidecar hides Service `b`, a
+/// change to `b` sends the proxy nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pods_label_change_rescopes_its_own_proxy() {
     let api = KubeApi::start().await.expect("API server");
@@ -890,6 +891,64 @@ async fn a_pods_label_change_rescopes_its_own_proxy() {
         last["relabelledPods"],
         json!([format!("sleep.{ns}")]),
         "{status}"
+    );
+
+    // A change to a Service the proxy no longer sees sends it nothing. The
+    // barrier: a later change to one it sees, once applied, proves the
+    // earlier push has been through its stream.
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let add_port = |name: &'static str, first: u16, second: u16| {
+        let services = services.clone();
+        async move {
+            services
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"ports": [
+                        {"name": "http", "port": first},
+                        {"name": "http-alt", "port": second}
+                    ]}})),
+                )
+                .await
+                .expect("add a port")
+        }
+    };
+    let push_count = |status: &Value| status["status"]["pushes"].as_u64().unwrap_or(0);
+    let (cds, lds, published) = (
+        pushes(&discovery, "cds").await,
+        pushes(&discovery, "lds").await,
+        push_count(&status),
+    );
+    add_port("b", port_b, free_port().expect("port")).await;
+    wait::until("b's change to be pushed", CONVERGE, || async {
+        let status = discovery
+            .json("/debug/push_status")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((push_count(&status) > published).then_some(()))
+    })
+    .await
+    .expect("b's change published");
+    let port_a2 = free_port().expect("port");
+    add_port("a", port_a, port_a2).await;
+    wait::until("a's new port to listen", CONVERGE, || async {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port_a2));
+        Ok(http_client::get(addr, &host_a, "/", REQUEST_TIMEOUT)
+            .await
+            .ok()
+            .map(|_| ()))
+    })
+    .await
+    .expect("a's new port");
+    assert_eq!(
+        pushes(&discovery, "cds").await,
+        cds + 1.0,
+        "clusters were sent once, for a's change alone"
+    );
+    assert_eq!(
+        pushes(&discovery, "lds").await,
+        lds + 1.0,
+        "listeners were sent once, for a's change alone"
     );
 
     label(Value::Null).await;
