@@ -133,10 +133,21 @@ impl SotwStream {
     }
 
     async fn connect(addr: SocketAddr, window: Option<u32>) -> Result<Self, tonic::Status> {
-        let (tx, rx) = mpsc::channel(16);
-        let mut c = client_with_window(addr, window)
+        let c = client_with_window(addr, window)
             .await
             .map_err(|e| tonic::Status::unknown(format!("{e:#}")))?;
+        Self::open_on(c).await
+    }
+
+    /// Opens a stream on a channel the caller set up (TLS, say).
+    pub async fn over(channel: tonic::transport::Channel) -> Result<Self, tonic::Status> {
+        Self::open_on(AggregatedDiscoveryServiceClient::new(channel)).await
+    }
+
+    async fn open_on(
+        mut c: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
+    ) -> Result<Self, tonic::Status> {
+        let (tx, rx) = mpsc::channel(16);
         let resp = c
             .stream_aggregated_resources(ReceiverStream::new(rx))
             .await?;

@@ -11,6 +11,7 @@ pub mod fixture;
 pub mod kube_api;
 pub mod load;
 pub mod mesh;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod procstat;

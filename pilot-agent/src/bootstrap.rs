@@ -44,6 +44,8 @@ pub struct XdsTls {
     pub root_cert: PathBuf,
     /// Name the server's certificate must carry (SAN); also sent as SNI.
     pub server_name: String,
+    /// The certificate and key files Envoy proves the proxy's identity with.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Which ADS flavour Envoy speaks to the discovery server.
@@ -165,7 +167,7 @@ fn stats_tags(domain: &str) -> Value {
 }
 
 fn xds_transport_socket(tls: &XdsTls) -> Value {
-    json!({
+    let mut socket = json!({
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
@@ -181,7 +183,15 @@ fn xds_transport_socket(tls: &XdsTls) -> Value {
                 }
             }
         }
-    })
+    });
+    if let Some((cert, key)) = &tls.client_cert {
+        // File names only: Envoy reads the key itself.
+        socket["typed_config"]["common_tls_context"]["tls_certificates"] = json!([{
+            "certificate_chain": { "filename": cert.display().to_string() },
+            "private_key": { "filename": key.display().to_string() }
+        }]);
+    }
+    socket
 }
 
 pub fn render(cfg: &BootstrapConfig) -> Result<Value, BootstrapError> {
@@ -537,6 +547,7 @@ mod tests {
         c.xds_tls = Some(XdsTls {
             root_cert: "/etc/certs/root-cert.pem".into(),
             server_name: "istiod.istio-system.svc".into(),
+            client_cert: None,
         });
         let b = render(&c).expect("renders");
         let tls = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"];
@@ -547,6 +558,22 @@ mod tests {
             v["match_typed_subject_alt_names"][0]["matcher"]["exact"],
             "istiod.istio-system.svc"
         );
+        assert!(tls["common_tls_context"].get("tls_certificates").is_none());
+        c.xds_tls = c.xds_tls.map(|t| XdsTls {
+            client_cert: Some((
+                "/etc/certs/cert-chain.pem".into(),
+                "/etc/certs/key.pem".into(),
+            )),
+            ..t
+        });
+        let b = render(&c).expect("renders");
+        let own = &b["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
+            ["common_tls_context"]["tls_certificates"][0];
+        assert_eq!(
+            own["certificate_chain"]["filename"],
+            "/etc/certs/cert-chain.pem"
+        );
+        assert_eq!(own["private_key"]["filename"], "/etc/certs/key.pem");
         let plain = render(&cfg("istiod.istio-system.svc:15010")).expect("renders");
         assert!(plain["static_resources"]["clusters"][0]
             .get("transport_socket")

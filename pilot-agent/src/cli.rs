@@ -26,7 +26,7 @@ pub enum Command {
     /// Run Envoy as a sidecar (or router) proxy.
     Proxy(Box<ProxyArgs>),
     /// Print the bootstrap `proxy` would write, and exit.
-    Bootstrap(BootstrapArgs),
+    Bootstrap(Box<BootstrapArgs>),
     /// Wait until the proxy is ready (exit 0) or the timeout passes (exit 1).
     Wait(WaitArgs),
 }
@@ -73,6 +73,16 @@ pub struct BootstrapArgs {
     /// Name discovery's certificate must carry; defaults to the address's host.
     #[arg(long, env = "PILOT_AGENT_XDS_SERVER_NAME")]
     pub xds_server_name: Option<String>,
+
+    /// PEM client certificate Envoy presents to discovery (its workload
+    /// identity); needs --xds-root-cert and --xds-client-key.
+    #[arg(long, value_name = "PATH", requires_all = ["xds_root_cert", "xds_client_key"])]
+    pub xds_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --xds-client-cert. Envoy reads it; it is never
+    /// copied into the bootstrap.
+    #[arg(long, value_name = "PATH", requires = "xds_client_cert")]
+    pub xds_client_key: Option<PathBuf>,
 
     /// Folder the bootstrap (envoy-rev.json) is written to.
     #[arg(

@@ -55,6 +55,10 @@ fn bootstrap_config(args: &BootstrapArgs) -> anyhow::Result<(BootstrapConfig, So
                 Some(n) => n.clone(),
                 None => bootstrap::discovery_host(&args.discovery_address)?,
             },
+            client_cert: args
+                .xds_client_cert
+                .clone()
+                .zip(args.xds_client_key.clone()),
         }),
         None => None,
     };

@@ -86,6 +86,29 @@ pub struct DiscoveryArgs {
     #[arg(long, alias = "grpcAddr", default_value = "0.0.0.0:15010")]
     pub grpc_addr: SocketAddr,
 
+    /// Address of the xDS server over TLS; served when --tls-cert-file and
+    /// --tls-key-file are given.
+    #[arg(long, alias = "secureGRPCAddr", default_value = "0.0.0.0:15012")]
+    pub secure_grpc_addr: SocketAddr,
+
+    /// PEM certificate chain of the secure xDS server (leaf first).
+    #[arg(long, value_name = "PATH", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "PATH", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM roots client certificates are verified against when a proxy
+    /// presents one on the secure port.
+    #[arg(long, value_name = "PATH", requires = "tls_cert_file")]
+    pub ca_cert_file: Option<PathBuf>,
+
+    /// Refuse proxies on the secure port that present no valid client
+    /// certificate.
+    #[arg(long, requires = "ca_cert_file")]
+    pub require_client_cert: bool,
+
     /// Address of the HTTP server: `/ready`, `/metrics`, `/debug/*`.
     #[arg(long, alias = "httpAddr", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

@@ -17,4 +17,5 @@ pub mod registry;
 pub mod resource;
 pub mod server;
 pub mod sources;
+pub mod tls;
 pub mod xds;

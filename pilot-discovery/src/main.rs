@@ -9,7 +9,8 @@ mod cli;
 use cli::{Cli, Command, DiscoveryArgs, Registry};
 use pilot_discovery::kubernetes::KubeOptions;
 use pilot_discovery::push::DebounceConfig;
-use pilot_discovery::server::{run, KeepaliveOptions, ServerOptions};
+use pilot_discovery::server::{run, KeepaliveOptions, SecureGrpc, ServerOptions};
+use pilot_discovery::tls::TlsFiles;
 use pilot_discovery::xds::hub::{default_push_throttle, HubConfig};
 
 #[tokio::main]
@@ -52,6 +53,18 @@ fn options(args: DiscoveryArgs) -> anyhow::Result<ServerOptions> {
         config_dir: args.config_dir,
         kubernetes,
         grpc_addr: args.grpc_addr,
+        secure_grpc: match (&args.tls_cert_file, &args.tls_key_file) {
+            (Some(cert), Some(key)) => Some(SecureGrpc {
+                addr: args.secure_grpc_addr,
+                tls: TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: args.ca_cert_file.clone(),
+                    require_client_cert: args.require_client_cert,
+                },
+            }),
+            _ => None,
+        },
         http_addr: args.http_addr,
         monitoring_addr: args.monitoring_addr,
         domain: args.domain,

@@ -23,6 +23,7 @@ use crate::kubernetes::{self, KubeError, KubeOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
 use crate::sources::{self, SourceSet, SourceState};
+use crate::tls::{TlsError, TlsFiles};
 use crate::xds::ads::AdsService;
 use crate::xds::hub::{HubConfig, XdsHub};
 use crate::xds::stream::until_stopped;
@@ -39,6 +40,8 @@ pub struct ServerOptions {
     /// Watch a Kubernetes API server too (`--registries Kubernetes`).
     pub kubernetes: Option<KubeOptions>,
     pub grpc_addr: SocketAddr,
+    /// xDS over TLS, served when certificate files are given.
+    pub secure_grpc: Option<SecureGrpc>,
     pub http_addr: SocketAddr,
     pub monitoring_addr: SocketAddr,
     pub domain: String,
@@ -48,6 +51,12 @@ pub struct ServerOptions {
     /// How long streams get to close after a shutdown signal before the
     /// process exits regardless.
     pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecureGrpc {
+    pub addr: SocketAddr,
+    pub tls: TlsFiles,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +92,8 @@ pub enum ServerError {
     },
     #[error("gRPC server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
     #[error(transparent)]
@@ -91,6 +102,15 @@ pub enum ServerError {
     Kubernetes(#[from] KubeError),
     #[error("config loading task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// The gRPC server's connection settings, shared by both xDS ports.
+fn grpc_server(keepalive: &KeepaliveOptions) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(keepalive.interval))
+        .http2_keepalive_timeout(Some(keepalive.timeout))
+        .max_connection_age(keepalive.max_connection_age)
+        .max_connection_age_grace(keepalive.max_connection_age_grace)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -105,6 +125,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let grpc_listener = bind(opts.grpc_addr).await?;
+    // Certificates are read before anything is served: a bad file fails the
+    // start, naming it.
+    let secure = match &opts.secure_grpc {
+        Some(s) => Some((bind(s.addr).await?, s.tls.server_config()?)),
+        None => None,
+    };
     let http_listener = bind(opts.http_addr).await?;
     let monitoring_listener = bind(opts.monitoring_addr).await?;
 
@@ -132,33 +158,55 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move { until_stopped(&mut rx).await };
-    let grpc = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(opts.keepalive.interval))
-        .http2_keepalive_timeout(Some(opts.keepalive.timeout))
-        .max_connection_age(opts.keepalive.max_connection_age)
-        .max_connection_age_grace(opts.keepalive.max_connection_age_grace)
-        .add_service(
-            AggregatedDiscoveryServiceServer::new(AdsService::new(hub.clone(), stop_rx.clone()))
-                .max_decoding_message_size(MAX_REQUEST_BYTES)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES),
-        )
+    let ads = || {
+        AggregatedDiscoveryServiceServer::new(AdsService::new(hub.clone(), stop_rx.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    };
+    let grpc = grpc_server(&opts.keepalive)
+        .add_service(ads())
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
+    let secure_grpc = match secure {
+        Some((listener, tls)) => Some(
+            grpc_server(&opts.keepalive)
+                .tls_config(tls)?
+                .add_service(ads())
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener),
+                    stopped(stop_rx.clone()),
+                ),
+        ),
+        None => None,
+    };
     let app = router(readiness.clone(), debug);
     let http =
         axum::serve(http_listener, app.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
     let monitoring =
         axum::serve(monitoring_listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let servers = tokio::spawn(async move {
-        let (g, h, m) = tokio::join!(grpc, http, monitoring);
+        let secure = async move {
+            match secure_grpc {
+                Some(s) => s.await,
+                None => Ok(()),
+            }
+        };
+        let (g, s, h, m) = tokio::join!(grpc, secure, http, monitoring);
         g?;
+        s?;
         h.map_err(ServerError::Http)?;
         m.map_err(ServerError::Http)?;
         Ok::<(), ServerError>(())
     });
-    tracing::info!(grpc = %opts.grpc_addr, http = %opts.http_addr, monitoring = %opts.monitoring_addr, "pilot-discovery listening");
+    tracing::info!(
+        grpc = %opts.grpc_addr,
+        secure_grpc = ?opts.secure_grpc.as_ref().map(|s| s.addr),
+        http = %opts.http_addr,
+        monitoring = %opts.monitoring_addr,
+        "pilot-discovery listening"
+    );
 
     // The folder is watched before it is read, so a change made during the
     // first read is not missed.

@@ -10,7 +10,8 @@ use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 
-use super::hub::XdsHub;
+use super::hub::{lock, XdsHub};
+use super::identity;
 use super::stream::{serve, Delta, Flavour, Sotw};
 
 /// Responses queued per stream before the stream's task waits for the proxy
@@ -41,7 +42,13 @@ impl AdsService {
             return Err(Status::unavailable("pilot-discovery is shutting down"));
         }
         let peer = request.remote_addr();
+        let certs = request.peer_certs();
+        let identity = identity::of_peer(certs.as_deref().map(Vec::as_slice)).map_err(|e| {
+            tracing::warn!(?peer, error = %e, "refusing a client certificate");
+            Status::permission_denied(e.to_string())
+        })?;
         let registration = self.hub.register(F::NAME, peer);
+        lock(&registration.handle.state).peer_identity = identity;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(serve::<F>(
             self.hub.clone(),

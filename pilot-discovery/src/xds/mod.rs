@@ -11,6 +11,7 @@ pub mod eds;
 mod gateway;
 pub mod generate;
 pub mod hub;
+pub mod identity;
 mod inbound;
 pub mod lds;
 pub mod names;

@@ -11,6 +11,7 @@ use xds_proto::pb::envoy::config::core::v3::Node;
 
 use super::context::PushContext;
 use super::generate::{endpoint_clusters, type_in_scope};
+use super::identity::SpiffeId;
 use super::proxy::Proxy;
 use crate::push::PushScope;
 
@@ -52,6 +53,9 @@ pub struct Watch {
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub proxy: Option<Arc<Proxy>>,
+    /// The identity the client's TLS certificate proves, if any: the proxy
+    /// may only present itself as one of that namespace.
+    pub peer_identity: Option<SpiffeId>,
     pub watches: BTreeMap<String, Watch>,
     nonces: u64,
 }
@@ -66,6 +70,9 @@ impl ConnState {
             })?;
             let proxy = Proxy::from_node(node)
                 .map_err(|e| Status::invalid_argument(format!("invalid node id: {e}")))?;
+            if let Some(id) = &self.peer_identity {
+                authorize(id, &proxy)?;
+            }
             tracing::info!(node = %proxy.node_id, "proxy connected");
             self.proxy = Some(Arc::new(proxy));
         }
@@ -120,5 +127,65 @@ impl ConnState {
                 }
             })
             .collect()
+    }
+}
+
+/// Refuses a proxy presenting itself in a namespace its certificate does
+/// not name, by its node id or by its metadata.
+fn authorize(id: &SpiffeId, proxy: &Proxy) -> Result<(), Status> {
+    for claimed in [proxy.id.namespace(), proxy.namespace()] {
+        if claimed != id.namespace {
+            tracing::warn!(
+                node = %proxy.node_id,
+                identity = %id,
+                namespace = claimed,
+                "refusing a proxy whose certificate names another namespace"
+            );
+            return Err(Status::permission_denied(format!(
+                "certificate identity {id} may not ask for config of namespace {claimed:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::proxy::tests::local_node;
+
+    #[test]
+    fn a_certificate_binds_the_proxy_to_its_namespace() {
+        let id: SpiffeId = "spiffe://cluster.local/ns/shop/sa/web".parse().expect("id");
+        let mut state = ConnState {
+            peer_identity: Some(id.clone()),
+            ..ConnState::default()
+        };
+        let other = local_node("sidecar~10.0.0.1~web-1.bank~bank.svc.cluster.local");
+        let err = state.identify(Some(&other)).expect_err("another namespace");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(err.message().contains("\"bank\""), "{}", err.message());
+        assert!(state.proxy.is_none());
+
+        let own = local_node("sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local");
+        assert!(state.identify(Some(&own)).is_ok());
+
+        // Metadata claiming another namespace is refused too.
+        let mut state = ConnState {
+            peer_identity: Some(id),
+            ..ConnState::default()
+        };
+        let mut lying = local_node("sidecar~10.0.0.1~web-1.shop~shop.svc.cluster.local");
+        lying.metadata.as_mut().expect("metadata").fields.insert(
+            "NAMESPACE".into(),
+            xds_proto::protobuf::Value {
+                kind: Some(xds_proto::protobuf::value::Kind::StringValue("bank".into())),
+            },
+        );
+        let err = state.identify(Some(&lying)).expect_err("metadata");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
+        // Without a certificate identity, any namespace may connect.
+        assert!(ConnState::default().identify(Some(&other)).is_ok());
     }
 }
