@@ -651,13 +651,17 @@ async fn istio_crds_installed_later_are_read_without_a_restart() {
     );
 }
 
-/// Registry flags that cannot work fail at start, naming what is wrong.
+/// Flags that cannot work (registries, selectors, TLS and debug access
+/// files) fail at start, naming what is wrong.
 #[test]
-fn bad_registry_flags_fail_at_start_with_a_clear_error() {
+fn bad_flags_fail_at_start_with_a_clear_error() {
     let binary = integration_tests::binaries::workspace_binary("pilot-discovery").expect("binary");
     let work = tempfile::tempdir().expect("tempdir");
     let missing = work.path().join("missing.kubeconfig");
-    let cases: [(Vec<String>, &str); 4] = [
+    let not_pem = work.path().join("not-pem.txt");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let not_pem = not_pem.display().to_string();
+    let cases: [(Vec<String>, &str); 7] = [
         (
             vec![
                 "--registries".into(),
@@ -679,6 +683,20 @@ fn bad_registry_flags_fail_at_start_with_a_clear_error() {
             vec!["--discovery-selectors".into(), "team in (a,b".into()],
             "invalid label selector \"team in (a,b\": unclosed '('",
         ),
+        (
+            vec!["--debug-auth".into(), missing.display().to_string()],
+            "cannot read --debug-auth token file",
+        ),
+        (
+            vec![
+                "--tls-cert-file".into(),
+                not_pem.clone(),
+                "--tls-key-file".into(),
+                not_pem.clone(),
+            ],
+            "holds no PEM CERTIFICATE",
+        ),
+        (vec!["--tls-cert-file".into(), not_pem], "--tls-key-file"),
     ];
     for (args, expected) in cases {
         let out = std::process::Command::new(&binary)

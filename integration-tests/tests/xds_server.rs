@@ -205,7 +205,9 @@ async fn nothing_is_served_before_the_first_snapshot() {
             sources,
             problems: tokio::sync::watch::channel(Arc::new(Vec::new())).1,
         },
-    );
+        pilot_discovery::debug_access::DebugAccess::loopback_only(),
+    )
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(http, app).await });
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], grpc_port));
 

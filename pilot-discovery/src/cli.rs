@@ -117,6 +117,11 @@ pub struct DiscoveryArgs {
     #[arg(long, alias = "monitoringAddr", default_value = "0.0.0.0:15014")]
     pub monitoring_addr: SocketAddr,
 
+    /// File holding a bearer token that lets callers off this machine read
+    /// the debug pages; without it they answer on loopback only.
+    #[arg(long, value_name = "PATH")]
+    pub debug_auth: Option<PathBuf>,
+
     /// DNS domain suffix of services.
     #[arg(long, default_value = "cluster.local")]
     pub domain: String,

@@ -8,6 +8,7 @@
 
 pub mod configdir;
 pub mod debug;
+pub mod debug_access;
 pub mod http;
 pub mod kubernetes;
 pub mod metrics;

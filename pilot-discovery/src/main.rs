@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 mod cli;
 
 use cli::{Cli, Command, DiscoveryArgs, Registry};
+use pilot_discovery::debug_access::DebugAccess;
 use pilot_discovery::kubernetes::KubeOptions;
 use pilot_discovery::push::DebounceConfig;
 use pilot_discovery::server::{run, KeepaliveOptions, SecureGrpc, ServerOptions};
@@ -67,6 +68,10 @@ fn options(args: DiscoveryArgs) -> anyhow::Result<ServerOptions> {
         },
         http_addr: args.http_addr,
         monitoring_addr: args.monitoring_addr,
+        debug_access: match &args.debug_auth {
+            Some(file) => DebugAccess::with_token_file(file)?,
+            None => DebugAccess::loopback_only(),
+        },
         domain: args.domain,
         debounce: DebounceConfig {
             after: args.debounce_after,

@@ -18,6 +18,7 @@ use xds_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_s
 
 use crate::configdir::{watch_folder, ConfigFolder};
 use crate::debug::DebugState;
+use crate::debug_access::DebugAccess;
 use crate::http::{router, Readiness};
 use crate::kubernetes::{self, KubeError, KubeOptions};
 use crate::metrics::{Metrics, MetricsError};
@@ -44,6 +45,8 @@ pub struct ServerOptions {
     pub secure_grpc: Option<SecureGrpc>,
     pub http_addr: SocketAddr,
     pub monitoring_addr: SocketAddr,
+    /// Who may read `/debug/*`.
+    pub debug_access: DebugAccess,
     pub domain: String,
     pub debounce: DebounceConfig,
     pub hub: HubConfig,
@@ -181,7 +184,8 @@ pub async fn run(
         ),
         None => None,
     };
-    let app = router(readiness.clone(), debug);
+    let app = router(readiness.clone(), debug, opts.debug_access.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let http =
         axum::serve(http_listener, app.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
     let monitoring =
