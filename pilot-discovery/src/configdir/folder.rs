@@ -57,6 +57,9 @@ pub struct ConfigFolder {
     /// The file each resource in `merged` was read from. Shared, so
     /// publishing the folder's state does not copy it.
     origins: Arc<BTreeMap<ConfigKey, Arc<Path>>>,
+    /// Second definitions of a resource, ignored: reported for as long as
+    /// they are there, not only when they first change the merge.
+    duplicates: Vec<ConfigError>,
 }
 
 fn is_config_file(path: &Path) -> bool {
@@ -84,6 +87,7 @@ impl ConfigFolder {
             files: BTreeMap::new(),
             merged: BTreeMap::new(),
             origins: Arc::default(),
+            duplicates: Vec::new(),
         }
     }
 
@@ -101,9 +105,12 @@ impl ConfigFolder {
         self.origins.clone()
     }
 
-    /// Every problem currently known, file by file.
+    /// Every problem currently known, file by file, then the duplicates.
     pub fn current_errors(&self) -> impl Iterator<Item = &ConfigError> {
-        self.files.values().flat_map(|f| f.errors.iter())
+        self.files
+            .values()
+            .flat_map(|f| f.errors.iter())
+            .chain(&self.duplicates)
     }
 
     /// Re-reads the folder. Fails only if the folder itself cannot be listed,
@@ -130,9 +137,15 @@ impl ConfigFolder {
         }
         let merge = self.merge();
         let changed = merge.resources != self.merged;
-        if changed {
-            errors.extend(merge.duplicates);
-        }
+        // Reported once, when it appears; listed while it lasts.
+        errors.extend(
+            merge
+                .duplicates
+                .iter()
+                .filter(|d| !self.duplicates.contains(d))
+                .cloned(),
+        );
+        self.duplicates = merge.duplicates;
         self.merged = merge.resources;
         if merge.origins != *self.origins {
             self.origins = Arc::new(merge.origins);
@@ -361,6 +374,20 @@ spec:
             )),
             "{msgs:?}"
         );
+        assert_eq!(folder.current_errors().count(), 2, "listed while they last");
+
+        // A duplicate added later changes nothing that is served, and is
+        // still reported, once.
+        std::fs::write(dir.path().join("c.yaml"), VS).expect("write");
+        let r = folder.reload().expect("reload");
+        assert!(!r.changed);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(r.errors[0].to_string().contains("c.yaml"), "{:?}", r.errors);
+        assert!(folder.reload().expect("reload").errors.is_empty());
+        assert_eq!(folder.current_errors().count(), 3);
+        std::fs::remove_file(dir.path().join("c.yaml")).expect("remove");
+        folder.reload().expect("reload");
+        assert_eq!(folder.current_errors().count(), 2);
     }
 
     #[test]

@@ -115,7 +115,14 @@ pub async fn serve<F: Flavour>(
                     Ok(Some(req)) => req,
                     Ok(None) => break Stop::Closed,
                     Err(status) => {
-                        tracing::debug!(connection = handle.id, %status, "stream ended with an error");
+                        if status.code() == tonic::Code::OutOfRange {
+                            tracing::warn!(connection = handle.id, peer = ?handle.peer, %status, "refusing an oversized request");
+                        } else {
+                            tracing::debug!(connection = handle.id, %status, "stream ended with an error");
+                        }
+                        // Say why the stream ends (a proxy that went away
+                        // never reads it).
+                        let _ = tx.try_send(Err(status));
                         break Stop::Closed;
                     }
                 };
