@@ -14,9 +14,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::{Discovery, Scope};
 use kube::Client;
 use pilot_agent::http_client;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::KeyPair;
 use serde::Deserialize as _;
 
+use crate::pki::TestPki;
 use crate::ports::free_port;
 use crate::process::Proc;
 use crate::wait;
@@ -162,7 +163,7 @@ impl KubeApi {
         .arg("--cert-dir")
         .arg(dir.join("apiserver-certs"))
         .arg("--tls-cert-file")
-        .arg(dir.join("server.pem"))
+        .arg(dir.join("server-cert.pem"))
         .arg("--tls-private-key-file")
         .arg(dir.join("server-key.pem"))
         .arg("--client-ca-file")
@@ -304,27 +305,13 @@ fn write_kubeconfig(path: &Path, dir: &Path, port: u16, token: &str) -> anyhow::
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A CA, the API server's certificate for 127.0.0.1, and the service
-/// account signing key pair.
+/// A CA (`ca.pem`), the API server's certificate for 127.0.0.1
+/// (`server-cert.pem`, `server-key.pem`), and the service account signing
+/// key pair.
 fn write_pki(dir: &Path) -> anyhow::Result<()> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "pilot-tests-ca");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-    let server_key = KeyPair::generate()?;
-    let mut server_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
-    server_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "kube-apiserver");
-    let server = server_params.signed_by(&server_key, &ca)?;
+    TestPki::create(dir)?.server("server", &["127.0.0.1", "localhost"])?;
     let sa = KeyPair::generate()?;
     for (name, text) in [
-        ("ca.pem", ca.pem()),
-        ("server.pem", server.pem()),
-        ("server-key.pem", server_key.serialize_pem()),
         ("sa-key.pem", sa.serialize_pem()),
         ("sa.pub", sa.public_key_pem()),
     ] {

@@ -1,7 +1,8 @@
-//! A throwaway certificate authority for TLS tests: a root, a server
-//! certificate for discovery, and client certificates carrying workload
-//! identities, written as PEM files.
+//! A throwaway certificate authority for TLS tests: a root, server
+//! certificates (discovery's, the test API server's), and client
+//! certificates carrying workload identities, written as PEM files.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,9 +14,8 @@ pub const SERVER_NAME: &str = "istiod.istio-system.svc";
 pub struct TestPki {
     dir: PathBuf,
     ca: CertifiedIssuer<'static, KeyPair>,
+    /// The root certificate, `ca.pem` in the folder.
     pub ca_file: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
 }
 
 /// A certificate and its key, as files.
@@ -25,34 +25,33 @@ pub struct CertFiles {
 }
 
 impl TestPki {
-    /// A new CA in `dir`, with a server certificate for [`SERVER_NAME`] and
-    /// 127.0.0.1.
+    /// A new CA in `dir`.
     pub fn create(dir: &Path) -> anyhow::Result<TestPki> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
             .distinguished_name
-            .push(DnType::CommonName, "pilot-tests-mesh-ca");
+            .push(DnType::CommonName, "pilot-tests-ca");
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
-        let ca_file = dir.join("root-cert.pem");
+        let ca_file = dir.join("ca.pem");
         write(&ca_file, &ca.pem())?;
-        let mut pki = TestPki {
+        Ok(TestPki {
             dir: dir.to_path_buf(),
             ca,
             ca_file,
-            server_cert: PathBuf::new(),
-            server_key: PathBuf::new(),
-        };
-        let server = pki.issue(
-            "discovery",
-            vec![
-                SanType::DnsName(SERVER_NAME.try_into()?),
-                SanType::IpAddress([127, 0, 0, 1].into()),
-            ],
-        )?;
-        pki.server_cert = server.cert;
-        pki.server_key = server.key;
-        Ok(pki)
+        })
+    }
+
+    /// A server certificate for `hosts`, each a DNS name or an IP address.
+    pub fn server(&self, name: &str, hosts: &[&str]) -> anyhow::Result<CertFiles> {
+        let sans = hosts
+            .iter()
+            .map(|h| match h.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => Ok(SanType::DnsName((*h).try_into()?)),
+            })
+            .collect::<anyhow::Result<_>>()?;
+        self.issue(name, sans)
     }
 
     /// A client certificate for the workload identity `spiffe`

@@ -23,10 +23,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 const CONVERGE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Discovery on a folder holding service `web`, serving xDS over TLS on
-/// `secure` with `pki`'s server certificate.
+/// `secure` with `server`'s certificate and `pki`'s root for clients.
 async fn secure_discovery(
     work: &Path,
     pki: &TestPki,
+    server: &CertFiles,
     secure: u16,
     web: &EchoServer,
     web_port: u16,
@@ -41,11 +42,7 @@ async fn secure_discovery(
     .expect("config");
     let addr = format!("127.0.0.1:{secure}");
     let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
-    let (cert, key, ca) = (
-        path(&pki.server_cert),
-        path(&pki.server_key),
-        path(&pki.ca_file),
-    );
+    let (cert, key, ca) = (path(&server.cert), path(&server.key), path(&pki.ca_file));
     let mut args = vec![
         "--secure-grpc-addr",
         &addr,
@@ -60,6 +57,12 @@ async fn secure_discovery(
     Discovery::start(&folder, &work.join("discovery.log"), &args)
         .await
         .expect("discovery")
+}
+
+/// Discovery's server certificate, for the name proxies check and 127.0.0.1.
+fn discovery_cert(pki: &TestPki) -> CertFiles {
+    pki.server("discovery", &[SERVER_NAME, "127.0.0.1"])
+        .expect("server cert")
 }
 
 /// A TLS channel to `port` trusting `pki`'s root, presenting `client`.
@@ -133,6 +136,7 @@ fn texts_under(dir: &Path) -> Vec<(String, String)> {
 async fn a_sidecar_gets_its_config_over_mutual_tls_and_no_secret_is_logged() {
     let work = tempfile::tempdir().expect("tempdir");
     let pki = TestPki::create(work.path()).expect("pki");
+    let server = discovery_cert(&pki);
     let client = pki
         .client("sleep", Some("spiffe://cluster.local/ns/default/sa/sleep"))
         .expect("client cert");
@@ -141,6 +145,7 @@ async fn a_sidecar_gets_its_config_over_mutual_tls_and_no_secret_is_logged() {
     let discovery = secure_discovery(
         work.path(),
         &pki,
+        &server,
         secure,
         &web,
         web_port,
@@ -188,7 +193,7 @@ async fn a_sidecar_gets_its_config_over_mutual_tls_and_no_secret_is_logged() {
         "the proxy is connected: {syncz}"
     );
 
-    let secrets = secret_lines(&[&pki.server_key, &client.key]).expect("keys");
+    let secrets = secret_lines(&[&server.key, &client.key]).expect("keys");
     assert!(!secrets.is_empty());
     let mut places = texts_under(&proxy_dir);
     places.push(("discovery log".into(), discovery.proc.log()));
@@ -216,6 +221,7 @@ async fn a_sidecar_gets_its_config_over_mutual_tls_and_no_secret_is_logged() {
 async fn the_secure_port_checks_who_the_proxy_is() {
     let work = tempfile::tempdir().expect("tempdir");
     let pki = TestPki::create(work.path()).expect("pki");
+    let server = discovery_cert(&pki);
     let shop = pki
         .client("shop-web", Some("spiffe://cluster.local/ns/shop/sa/web"))
         .expect("client cert");
@@ -231,6 +237,7 @@ async fn the_secure_port_checks_who_the_proxy_is() {
     let discovery = secure_discovery(
         work.path(),
         &pki,
+        &server,
         secure,
         &web,
         web_port,
@@ -274,7 +281,8 @@ async fn the_secure_port_checks_who_the_proxy_is() {
 
     let optional = tempfile::tempdir().expect("tempdir");
     let secure = free_port().expect("port");
-    let _discovery = secure_discovery(optional.path(), &pki, secure, &web, web_port, &[]).await;
+    let _discovery =
+        secure_discovery(optional.path(), &pki, &server, secure, &web, web_port, &[]).await;
     assert!(
         ask_as(&pki, secure, None, as_shop).await.is_ok(),
         "without --require-client-cert a client with no certificate is served"
