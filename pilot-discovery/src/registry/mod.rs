@@ -63,12 +63,7 @@ pub fn build_snapshot(
         match r {
             Resource::ServiceEntry(se) => {
                 let candidates = workload_entries.candidates(se);
-                let m = &se.meta;
-                let precedence = (
-                    m.creation_timestamp.clone(),
-                    m.name.clone(),
-                    m.namespace.clone(),
-                );
+                let precedence = owned(se.meta.precedence());
                 for (svc, eps) in serviceentry::convert(se, candidates, domain) {
                     defined.push((precedence.clone(), svc, eps));
                 }
@@ -77,11 +72,11 @@ pub fn build_snapshot(
                 if let Some((svc, eps)) = kube::convert_service(ks, domain) {
                     let m = &ks.metadata;
                     let created = m.creation_timestamp.as_ref().map(|t| t.0.to_string());
-                    let precedence = (
-                        created,
-                        m.name.clone().unwrap_or_default(),
-                        m.namespace.clone().unwrap_or_default(),
-                    );
+                    let precedence = owned((
+                        created.as_deref(),
+                        m.name.as_deref().unwrap_or_default(),
+                        m.namespace.as_deref().unwrap_or_default(),
+                    ));
                     defined.push((precedence, svc, eps));
                 }
             }
@@ -171,6 +166,18 @@ impl<'a> WorkloadIndex<'a> {
         };
         found.map(Vec::as_slice).unwrap_or_default()
     }
+}
+
+/// A [`mesh_model::ConfigMeta::precedence`] key that outlives its
+/// resource, so services from every source sort together in Istio's order.
+fn owned(
+    (created, name, namespace): (Option<&str>, &str, &str),
+) -> (Option<String>, String, String) {
+    (
+        created.map(str::to_string),
+        name.to_string(),
+        namespace.to_string(),
+    )
 }
 
 #[cfg(test)]
