@@ -9,6 +9,8 @@
 pub mod configdir;
 pub mod debug;
 pub mod debug_access;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 pub mod kubernetes;
 pub mod metrics;

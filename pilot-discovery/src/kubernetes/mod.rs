@@ -12,7 +12,7 @@
 //! Istio kinds whose CRDs are installed later are watched once they appear.
 
 mod client;
-mod convert;
+pub mod convert;
 mod crds;
 pub mod discovery;
 mod selector;
