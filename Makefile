@@ -10,7 +10,7 @@ export ENVOY_BIN
 
 CARGO ?= cargo
 
-.PHONY: all tools kube-tools build demo test bench lint fmt clean
+.PHONY: all tools kube-tools build demo test bench soak fuzz lint fmt clean
 
 all: build
 
@@ -52,6 +52,15 @@ bench: tools
 	$(CARGO) bench -p pilot-discovery --bench generate
 	$(CARGO) run --release --quiet -p integration-tests --bin agent_bench -- --runs 5 --out BENCHMARKS.md
 	$(CARGO) run --release --quiet -p integration-tests --bin xds_bench -- --runs 3 --out BENCHMARKS.md --criterion target/criterion
+
+## soak: 1000 simulated sidecars under endpoint churn for 10 minutes (release build); writes its report into BENCHMARKS.md
+soak:
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release --quiet -p integration-tests --bin xds_soak -- --out BENCHMARKS.md
+
+## fuzz: each libFuzzer target for FUZZ_RUNS (default 1000000) executions from fuzz/seeds (installs cargo-fuzz)
+fuzz:
+	CARGO=$(CARGO) bash scripts/fuzz.sh
 
 ## lint: formatting and clippy, warnings are errors
 lint:

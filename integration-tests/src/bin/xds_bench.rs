@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use integration_tests::benchmarks::{machine, median_f64, percentile, splice, today};
-use integration_tests::discovery::Discovery;
 use integration_tests::load::lite::digest;
 use integration_tests::load::proxy::SimProxy;
 use integration_tests::load::record::{arrival_key, ArrivalKey, EDS, RDS};
-use integration_tests::load::{Flavour, Fleet};
-use integration_tests::procstat::{usage, Usage};
-use integration_tests::synth::{Revision, SynthMesh, SERVICE_PORT};
+use integration_tests::load::{Fleet, MeshServer, Scale};
+use integration_tests::synth::{SynthMesh, SERVICE_PORT};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,17 +31,9 @@ struct Args {
     runs: usize,
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
-    /// Simulated proxies for S1–S3.
-    #[arg(long, default_value_t = 1000)]
-    proxies: usize,
-    #[arg(long, default_value_t = 1000)]
-    services: usize,
-    #[arg(long, default_value_t = 10)]
-    endpoints: usize,
-    #[arg(long, default_value_t = 10)]
-    namespaces: usize,
-    #[arg(long, default_value = "delta")]
-    flavour: Flavour,
+    /// Proxies and mesh for S1–S3.
+    #[command(flatten)]
+    scale: Scale,
     /// S2: endpoint changes per second, and for how long.
     #[arg(long, default_value_t = 20)]
     churn_rate: u32,
@@ -62,42 +52,6 @@ struct Args {
     /// Where `cargo bench` left criterion's estimates (S4).
     #[arg(long, default_value = "target/criterion")]
     criterion: PathBuf,
-}
-
-/// A pilot-discovery process on a synthetic mesh written to a temp folder.
-struct Server {
-    discovery: Discovery,
-    mesh: SynthMesh,
-    dir: PathBuf,
-    revisions: Vec<Revision>,
-    _work: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(mesh: SynthMesh) -> anyhow::Result<Server> {
-        let work = tempfile::Builder::new().prefix("xds-bench-").tempdir()?;
-        let dir = work.path().join("mesh");
-        mesh.write(&dir)?;
-        let discovery = Discovery::start(&dir, &work.path().join("discovery.log"), &[]).await?;
-        Ok(Server {
-            discovery,
-            mesh,
-            dir,
-            revisions: vec![Revision::default(); mesh.services],
-            _work: work,
-        })
-    }
-
-    fn usage(&self) -> anyhow::Result<Usage> {
-        usage(self.discovery.pid())
-    }
-
-    /// Applies a change to service `i` and returns when it was written.
-    fn change(&mut self, i: usize, edit: impl FnOnce(&mut Revision)) -> anyhow::Result<Instant> {
-        edit(&mut self.revisions[i]);
-        self.mesh.write_service(&self.dir, i, self.revisions[i])?;
-        Ok(Instant::now())
-    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -155,14 +109,14 @@ async fn wait_arrived(
         .await
 }
 
-async fn s1(server: &Server, args: &Args) -> anyhow::Result<(S1, Fleet)> {
+async fn s1(server: &MeshServer, args: &Args) -> anyhow::Result<(S1, Fleet)> {
     let before = server.usage()?;
     let t0 = Instant::now();
     let fleet = Fleet::start(
         server.discovery.grpc_addr(),
-        args.proxies,
-        args.flavour,
-        args.namespaces,
+        args.scale.proxies,
+        args.scale.flavour,
+        args.scale.namespaces,
         None,
     );
     fleet.wait_complete(DEADLINE).await?;
@@ -184,7 +138,7 @@ async fn s1(server: &Server, args: &Args) -> anyhow::Result<(S1, Fleet)> {
     ))
 }
 
-async fn s2(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S2> {
+async fn s2(server: &mut MeshServer, fleet: &Fleet, args: &Args) -> anyhow::Result<S2> {
     fleet.clear_arrivals();
     fleet.set_recording(true);
     let (bytes0, pushes0) = fleet.received();
@@ -239,7 +193,7 @@ async fn s2(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
     })
 }
 
-async fn s3(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S3> {
+async fn s3(server: &mut MeshServer, fleet: &Fleet, args: &Args) -> anyhow::Result<S3> {
     let route = SERVICE_PORT.to_string();
     let route_key = arrival_key(RDS, &route);
     let mut latencies = Vec::new();
@@ -310,18 +264,18 @@ async fn s3(server: &mut Server, fleet: &Fleet, args: &Args) -> anyhow::Result<S
 }
 
 async fn s5(args: &Args) -> anyhow::Result<S5> {
-    let server = Server::start(SynthMesh::new(
+    let server = MeshServer::start(SynthMesh::new(
         args.idle_services,
-        args.endpoints,
-        args.namespaces,
+        args.scale.endpoints,
+        args.scale.namespaces,
     ))
     .await?;
     let baseline = server.usage()?;
     let fleet = Fleet::start(
         server.discovery.grpc_addr(),
         args.idle_streams,
-        args.flavour,
-        args.namespaces,
+        args.scale.flavour,
+        args.scale.namespaces,
         None,
     );
     fleet.wait_complete(DEADLINE).await?;
@@ -462,7 +416,7 @@ struct Floors {
 }
 
 fn section(args: &Args, s1: &[S1], s2: &[S2], s3: &[S3], s5: &[S5], f: &Floors) -> String {
-    let m = args.proxies as f64;
+    let m = args.scale.proxies as f64;
     let s1_time = median_d(s1.iter().map(|x| x.all_complete));
     let s1_p50 = median_d(s1.iter().map(|x| x.p50));
     let s1_p99 = median_d(s1.iter().map(|x| x.p99));
@@ -523,15 +477,15 @@ fn section(args: &Args, s1: &[S1], s2: &[S2], s3: &[S3], s5: &[S5], f: &Floors) 
         runs = args.runs,
         machine = machine(),
         date = today(),
-        services = args.services,
-        endpoints = args.endpoints,
-        ns = args.namespaces,
-        flavour = format!("{:?}", args.flavour).to_lowercase(),
+        services = args.scale.services,
+        endpoints = args.scale.endpoints,
+        ns = args.scale.namespaces,
+        flavour = format!("{:?}", args.scale.flavour).to_lowercase(),
     );
     s += "| Scenario | Figure | Target | Result | Floor | × floor |\n|---|---|---|---|---|---|\n";
     s += &format!(
         "| S1 cold connect, {} proxies | all configs ACKed | ≤ 5 s | {} ({}) | {} (bytes ÷ loopback) | {:.1} |\n",
-        args.proxies,
+        args.scale.proxies,
         secs(s1_time),
         verdict(s1_time <= Duration::from_secs(5)),
         secs(transfer_floor),
@@ -641,7 +595,7 @@ fn section(args: &Args, s1: &[S1], s2: &[S2], s3: &[S3], s5: &[S5], f: &Floors) 
         f.throughput / 1e9,
         mb(f.encode_bytes as f64),
         f.encode_time.as_secs_f64() * 1000.0,
-        args.proxies,
+        args.scale.proxies,
         encode_floor.as_secs_f64(),
     );
     s
@@ -652,7 +606,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     integration_tests::init_logging();
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    let mesh = SynthMesh::new(args.services, args.endpoints, args.namespaces);
+    let mesh = args.scale.mesh();
     let throughput = loopback_throughput().await.context("loopback throughput")?;
     let (encode_bytes, encode_time) = encode_floor(&mesh).context("encode floor")?;
     let floors = Floors {
@@ -662,7 +616,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let (mut r1, mut r2, mut r3, mut r5) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 1..=args.runs {
-        let mut server = Server::start(mesh).await.context("start pilot-discovery")?;
+        let mut server = MeshServer::start(mesh)
+            .await
+            .context("start pilot-discovery")?;
         let (a, fleet) = s1(&server, &args).await.context("S1")?;
         tracing::info!(run, ?a, "S1");
         let b = s2(&mut server, &fleet, &args).await.context("S2")?;

@@ -42,13 +42,26 @@ impl Fleet {
         namespaces: usize,
         rate: Option<f64>,
     ) -> Fleet {
+        Fleet::start_as("load", addr, count, flavour, namespaces, rate)
+    }
+
+    /// As [`Fleet::start`], with pods named `<prefix>-<n>`, so that two
+    /// fleets on one server never share a node id.
+    pub fn start_as(
+        prefix: &str,
+        addr: SocketAddr,
+        count: usize,
+        flavour: Flavour,
+        namespaces: usize,
+        rate: Option<f64>,
+    ) -> Fleet {
         let shared = Arc::new(Shared::default());
         let (stop, stop_rx) = watch::channel(false);
         let proxies: Vec<Arc<SimProxy>> = (0..count)
             .map(|i| {
                 let ns = namespace(i % namespaces.max(1));
                 Arc::new(SimProxy::new(
-                    format!("sidecar~127.0.0.1~load-{i:05}.{ns}~{ns}.svc.cluster.local"),
+                    format!("sidecar~127.0.0.1~{prefix}-{i:05}.{ns}~{ns}.svc.cluster.local"),
                     ns,
                 ))
             })

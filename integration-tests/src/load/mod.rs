@@ -5,6 +5,10 @@ pub mod fleet;
 pub mod lite;
 pub mod proxy;
 pub mod record;
+pub mod scale;
+pub mod server;
 
 pub use fleet::{Expect, Fleet};
 pub use proxy::Flavour;
+pub use scale::Scale;
+pub use server::MeshServer;
