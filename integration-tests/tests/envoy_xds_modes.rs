@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use integration_tests::mesh::{Mesh, PortPlan, Xds};
+use integration_tests::mesh::{dump_section, Mesh, PortPlan, Xds};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -73,4 +73,63 @@ async fn envoy_on_state_of_the_world_ads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_on_delta_ads() {
     live_and_routing(Xds::Delta).await;
+}
+
+/// A change too big for one delta response arrives in parts (each at most
+/// `delta::PART_BYTES` of resources, each with its own nonce): Envoy applies
+/// every part, ACKs them all, rejects none, and routes to the last service
+/// of the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_change_sent_in_parts_reaches_envoy_whole() {
+    const SERVICES: usize = 400;
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh");
+    let mut mesh = Mesh::start_with(&examples, PortPlan::Free, Xds::Delta)
+        .await
+        .expect("the example mesh starts");
+    let admin = mesh.admin();
+    let cds_updates = |stats: &std::collections::BTreeMap<String, u64>| {
+        stats
+            .get("cluster_manager.cds.update_success")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = cds_updates(&admin.stats("cluster_manager.cds").await.expect("stats"));
+
+    // Every service is answered by the ratings upstream.
+    let many: String = (0..SERVICES)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+                 metadata: {{name: s{i:03}, namespace: default}}\n\
+                 spec:\n  hosts: [s{i:03}.default.svc.cluster.local]\n  location: MESH_INTERNAL\n\
+                 \x20 resolution: STATIC\n  ports: [{{number: {}, name: http, protocol: HTTP}}]\n\
+                 \x20 endpoints: [{{address: 127.0.0.1, ports: {{http: {}}}}}]\n---\n",
+                mesh.ports.service, mesh.ports.ratings
+            )
+        })
+        .collect();
+    std::fs::write(mesh.config_dir().join("many.yaml"), many).expect("write");
+    let last = format!("s{:03}.default.svc.cluster.local", SERVICES - 1);
+    mesh.wait_routing(&last, |body| body == "ratings", DEADLINE)
+        .await
+        .expect("the last service of the change routes");
+
+    let after = cds_updates(&admin.stats("cluster_manager.cds").await.expect("stats"));
+    assert!(
+        after >= before + 2,
+        "the clusters came in one response ({before} → {after} CDS updates)"
+    );
+    let syncz = mesh.discovery.json("/debug/syncz").await.expect("syncz");
+    for t in ["cds", "eds", "lds", "rds"] {
+        let w = &syncz[0]["types"][t];
+        assert_eq!(w["nonceSent"], w["nonceAcked"], "{t} not ACKed: {w}");
+        assert!(w["lastNack"].is_null(), "{t} rejected: {w}");
+    }
+    let dump = mesh.config_dump().await.expect("config dump");
+    let clusters = dump_section(&dump, "ClustersConfigDump", "dynamic_active_clusters");
+    assert!(
+        clusters.len() > SERVICES,
+        "Envoy holds {} clusters",
+        clusters.len()
+    );
 }

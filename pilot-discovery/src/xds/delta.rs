@@ -21,6 +21,13 @@ use crate::push::Push;
 
 const WILDCARD: &str = "*";
 
+/// The most resource bytes one response carries; a bigger change goes in
+/// several responses. tonic's per-stream encode buffer keeps the capacity
+/// of the largest message it ever encoded for the life of the stream, so
+/// this bounds what every connected proxy costs after its first config
+/// (about 1 MB per proxy at 1,000 services when sent whole).
+pub const PART_BYTES: usize = 64 * 1024;
+
 /// Applies one request; the responses it needs (zero or one).
 pub fn on_request(
     state: &mut ConnState,
@@ -62,9 +69,7 @@ pub fn on_request(
             },
         );
         state.mark_warming_dependents(t);
-        return Ok(respond(state, snap, t, Target::All, true)
-            .into_iter()
-            .collect());
+        return Ok(respond(state, snap, t, Target::All, true));
     };
 
     // Any subscription change makes what the proxy holds differ from the
@@ -96,7 +101,9 @@ pub fn on_request(
 
     let mut always = false;
     if !req.response_nonce.is_empty() {
-        if req.response_nonce != w.nonce_sent {
+        let last_part = req.response_nonce == w.nonce_sent;
+        let earlier_part = w.earlier_parts.contains(&req.response_nonce);
+        if !last_part && !earlier_part {
             tracing::debug!(
                 node,
                 type_url = t,
@@ -112,7 +119,7 @@ pub fn on_request(
                 "proxy rejected config (NACK)"
             );
             w.last_nack = Some(err.message.clone());
-        } else {
+        } else if last_part {
             w.nonce_acked = req.response_nonce.clone();
             w.last_nack = None;
             always = std::mem::take(&mut w.always_respond);
@@ -132,7 +139,7 @@ pub fn on_request(
     } else {
         return Ok(Vec::new());
     };
-    Ok(respond(state, snap, t, target, true).into_iter().collect())
+    Ok(respond(state, snap, t, target, true))
 }
 
 /// The responses a push needs, in push order; types with nothing new are
@@ -141,7 +148,7 @@ pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse
     state
         .push_plan(&push.scope, &push.snapshot)
         .into_iter()
-        .filter_map(|(t, only)| {
+        .flat_map(|(t, only)| {
             let target = only.map_or(Target::All, Target::Only);
             respond(state, &push.snapshot, t, target, false)
         })
@@ -170,18 +177,24 @@ enum Target {
     Only(BTreeSet<String>),
 }
 
+/// What the proxy needs of `t`: nothing, one response, or, for a change
+/// over [`PART_BYTES`], several, each with its own nonce.
 fn respond(
     state: &mut ConnState,
     snap: &PushContext,
     t: &str,
     target: Target,
     answer_even_if_empty: bool,
-) -> Option<DeltaDiscoveryResponse> {
-    let proxy = state.proxy.clone()?;
-    let w = state.watches.get(t)?;
+) -> Vec<DeltaDiscoveryResponse> {
+    let Some(proxy) = state.proxy.clone() else {
+        return Vec::new();
+    };
+    let Some(w) = state.watches.get(t) else {
+        return Vec::new();
+    };
     let generated = match &target {
         Target::All => snap.resources(&proxy, t, &w.names),
-        Target::Only(names) if names.is_empty() => return None,
+        Target::Only(names) if names.is_empty() => return Vec::new(),
         Target::Only(names) => snap.resources(&proxy, t, names),
     };
     let generated = match &target {
@@ -197,7 +210,7 @@ fn respond(
     // holds, there is nothing to compare resource by resource.
     let set_digest = matches!(target, Target::All).then(|| set_digest(&generated));
     if set_digest.is_some() && set_digest == w.has_digest && !answer_even_if_empty {
-        return None;
+        return Vec::new();
     }
 
     let mut resources = Vec::new();
@@ -229,28 +242,63 @@ fn respond(
                 w.has_digest = set_digest;
             }
         }
-        return None;
+        return Vec::new();
     }
 
-    let nonce = state.next_nonce(snap.version);
-    let w = state.watches.get_mut(t)?;
-    for name in &removed {
-        w.client_has.remove(name);
-    }
+    let parts = split(resources, removed);
+    let nonces: Vec<String> = parts
+        .iter()
+        .map(|_| state.next_nonce(snap.version))
+        .collect();
+    let Some(w) = state.watches.get_mut(t) else {
+        return Vec::new();
+    };
+    w.client_has
+        .retain(|name, _| now_has.contains_key(name) || matches!(target, Target::Only(_)));
     w.client_has.extend(now_has);
     // After a partial response the proxy's set is no longer one a full
     // response gave; the next full push compares resource by resource.
     w.has_digest = set_digest;
-    w.nonce_sent = nonce.clone();
+    w.earlier_parts = nonces[..nonces.len() - 1].to_vec();
+    w.nonce_sent = nonces[nonces.len() - 1].clone();
     w.version_sent = snap.version.to_string();
-    Some(DeltaDiscoveryResponse {
-        system_version_info: snap.version.to_string(),
-        resources,
-        type_url: t.to_string(),
-        removed_resources: removed,
-        nonce,
-        ..Default::default()
-    })
+    parts
+        .into_iter()
+        .zip(nonces)
+        .map(
+            |((resources, removed_resources), nonce)| DeltaDiscoveryResponse {
+                system_version_info: snap.version.to_string(),
+                resources,
+                type_url: t.to_string(),
+                removed_resources,
+                nonce,
+                ..Default::default()
+            },
+        )
+        .collect()
+}
+
+/// Splits a response's resources into parts of at most [`PART_BYTES`] (a
+/// bigger resource goes alone); the removals ride in the last part. Always
+/// at least one part.
+fn split(resources: Vec<Resource>, removed: Vec<String>) -> Vec<(Vec<Resource>, Vec<String>)> {
+    let mut parts = vec![(Vec::new(), Vec::new())];
+    let mut bytes = 0;
+    for r in resources {
+        let size =
+            r.name.len() + r.version.len() + r.resource.as_ref().map_or(0, |a| a.value.len());
+        let current = parts.len() - 1;
+        if bytes + size > PART_BYTES && !parts[current].0.is_empty() {
+            parts.push((Vec::new(), Vec::new()));
+            bytes = 0;
+        }
+        bytes += size;
+        let last = parts.len() - 1;
+        parts[last].0.push(r);
+    }
+    let last = parts.len() - 1;
+    parts[last].1 = removed;
+    parts
 }
 
 #[cfg(test)]
@@ -461,5 +509,107 @@ mod tests {
         // the last full push gave, so the endpoint must be sent again.
         let back = on_push(&mut c, &push(ctx(5, 8001), PushScope::Full));
         assert_eq!(eds(&back), v8001);
+    }
+
+    fn resource(name: &str, bytes: usize) -> Resource {
+        Resource {
+            name: name.into(),
+            version: "v".into(),
+            resource: Some(xds_proto::protobuf::Any {
+                type_url: String::new(),
+                value: vec![0; bytes],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn big_responses_split_in_order_with_removals_last() {
+        let third = PART_BYTES / 3;
+        let rs: Vec<Resource> = (0..7).map(|i| resource(&format!("r{i}"), third)).collect();
+        let parts = split(rs, vec!["gone".into()]);
+        let names: Vec<Vec<&str>> = parts
+            .iter()
+            .map(|(rs, _)| rs.iter().map(|r| r.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["r0", "r1"],
+                vec!["r2", "r3"],
+                vec!["r4", "r5"],
+                vec!["r6"]
+            ]
+        );
+        assert!(parts[..3].iter().all(|(_, removed)| removed.is_empty()));
+        assert_eq!(parts[3].1, ["gone"]);
+        // A resource bigger than a part goes alone; nothing still gives one part.
+        let parts = split(
+            vec![resource("huge", 2 * PART_BYTES), resource("small", 1)],
+            vec![],
+        );
+        assert_eq!(parts.len(), 2);
+        assert_eq!(split(vec![], vec!["x".into()]).len(), 1);
+    }
+
+    /// Enough services that their clusters take several parts.
+    fn many_services() -> PushContext {
+        let yaml: String = (0..400)
+            .map(|i| {
+                format!(
+                    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+                     metadata: {{name: s{i}, namespace: default}}\n\
+                     spec:\n  hosts: [s{i}.default.svc.cluster.local]\n  resolution: STATIC\n\
+                     \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
+                     \x20 endpoints: [{{address: 10.0.{}.{}}}]\n---\n",
+                    i / 250,
+                    i % 250 + 1
+                )
+            })
+            .collect();
+        PushContext::new(Arc::new(crate::registry::tests::snapshot_of(&yaml)))
+    }
+
+    #[test]
+    fn a_response_in_parts_is_acked_by_its_last_part_and_nacked_by_any() {
+        let ctx = many_services();
+        let mut c = ConnState::default();
+        let parts = on_request(&mut c, &first(type_url::CLUSTER, &[]), &ctx).expect("accepted");
+        assert!(parts.len() >= 2, "{} parts", parts.len());
+        let sent: usize = parts.iter().map(|p| p.resources.len()).sum();
+        assert!(sent > 400, "every cluster is sent: {sent}");
+        let nonces: BTreeSet<&str> = parts.iter().map(|p| p.nonce.as_str()).collect();
+        assert_eq!(nonces.len(), parts.len(), "each part has its own nonce");
+        let last = parts.last().expect("parts");
+        let w = &c.watches[type_url::CLUSTER];
+        assert_eq!(w.nonce_sent, last.nonce);
+        assert_eq!(w.client_has.len(), sent);
+
+        // An earlier part's ACK is not the whole response's.
+        let out = on_request(
+            &mut c,
+            &req(type_url::CLUSTER, &[], &[], &parts[0].nonce),
+            &ctx,
+        );
+        assert!(out.expect("accepted").is_empty());
+        assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, "");
+        // A NACK of an earlier part counts.
+        let mut nack = req(type_url::CLUSTER, &[], &[], &parts[0].nonce);
+        nack.error_detail = Some(RpcStatus {
+            message: "bad cluster".into(),
+            ..Default::default()
+        });
+        assert!(on_request(&mut c, &nack, &ctx)
+            .expect("accepted")
+            .is_empty());
+        assert_eq!(
+            c.watches[type_url::CLUSTER].last_nack.as_deref(),
+            Some("bad cluster")
+        );
+        // The last part's ACK acknowledges it all.
+        let out = on_request(&mut c, &req(type_url::CLUSTER, &[], &[], &last.nonce), &ctx);
+        assert!(out.expect("accepted").is_empty());
+        assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, last.nonce);
+        assert_eq!(c.watches[type_url::CLUSTER].last_nack, None);
     }
 }

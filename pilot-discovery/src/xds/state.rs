@@ -43,6 +43,11 @@ pub struct Watch {
     /// Delta only: the version of each resource the proxy holds.
     #[serde(skip)]
     pub client_has: BTreeMap<String, String>,
+    /// Delta only: the nonces of the earlier parts of the last response,
+    /// when it was sent in parts (`nonce_sent` is the last part's). A NACK
+    /// of any part counts; an ACK counts once the last part's arrives.
+    #[serde(skip)]
+    pub earlier_parts: Vec<String>,
     /// Delta only: a digest of the whole set in `client_has`, when it is
     /// exactly what a full response last gave; lets a push whose set for
     /// this proxy is unchanged be skipped without comparing per resource.
