@@ -356,3 +356,15 @@ pub fn sotw_names(r: &DiscoveryResponse) -> Vec<String> {
 pub fn delta_names(r: &DeltaDiscoveryResponse) -> Vec<String> {
     r.resources.iter().map(|r| r.name.clone()).collect()
 }
+
+/// The port of a socket address, as listeners and endpoints carry it.
+pub fn port_of(address: Option<&xds_proto::pb::envoy::config::core::v3::Address>) -> Option<u32> {
+    use xds_proto::pb::envoy::config::core::v3::{address, socket_address::PortSpecifier};
+    match address?.address.as_ref()? {
+        address::Address::SocketAddress(s) => match s.port_specifier {
+            Some(PortSpecifier::PortValue(p)) => Some(p),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use integration_tests::ads_client::pilot_discovery_types::{type_url, Node};
-use integration_tests::ads_client::SotwStream;
+use integration_tests::ads_client::{port_of, SotwStream};
 use integration_tests::binaries::envoy;
 use integration_tests::discovery::Discovery;
 use prost::Message;
@@ -73,16 +73,6 @@ fn decoded<T: Message + Default>(resources: &[Any]) -> Vec<T> {
         .iter()
         .map(|a| T::decode(a.value.as_slice()).expect("decodes"))
         .collect()
-}
-
-fn port_of(address: Option<&Address>) -> Option<u32> {
-    match address?.address.as_ref()? {
-        address::Address::SocketAddress(s) => match s.port_specifier {
-            Some(PortSpecifier::PortValue(p)) => Some(p),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 async fn fetch(addr: SocketAddr, t: &str, names: &[&str]) -> Vec<Any> {

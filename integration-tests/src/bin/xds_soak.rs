@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use integration_tests::ads_client::{node, SotwStream};
+use integration_tests::ads_client::{node, port_of, SotwStream};
 use integration_tests::benchmarks::{machine, splice, today};
 use integration_tests::load::record::{Record, TYPES};
 use integration_tests::load::{Fleet, MeshServer, Scale};
 use prost::Message;
-use xds_proto::pb::envoy::config::core::v3::{address, socket_address::PortSpecifier};
 use xds_proto::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment};
 
 const BEGIN: &str = "<!-- soak:begin -->";
@@ -178,15 +177,7 @@ fn ports(cla: &ClusterLoadAssignment) -> Vec<u32> {
         .iter()
         .flat_map(|l| &l.lb_endpoints)
         .filter_map(|e| match e.host_identifier.as_ref()? {
-            lb_endpoint::HostIdentifier::Endpoint(ep) => {
-                match ep.address.as_ref()?.address.as_ref()? {
-                    address::Address::SocketAddress(s) => match s.port_specifier {
-                        Some(PortSpecifier::PortValue(p)) => Some(p),
-                        _ => None,
-                    },
-                    _ => None,
-                }
-            }
+            lb_endpoint::HostIdentifier::Endpoint(ep) => port_of(ep.address.as_ref()),
             _ => None,
         })
         .collect();

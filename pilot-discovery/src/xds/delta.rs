@@ -28,7 +28,8 @@ const WILDCARD: &str = "*";
 /// (about 1 MB per proxy at 1,000 services when sent whole).
 pub const PART_BYTES: usize = 64 * 1024;
 
-/// Applies one request; the responses it needs (zero or one).
+/// Applies one request; the responses it needs: none, one, or one in
+/// parts.
 pub fn on_request(
     state: &mut ConnState,
     req: &DeltaDiscoveryRequest,
@@ -253,8 +254,9 @@ fn respond(
     let Some(w) = state.watches.get_mut(t) else {
         return Vec::new();
     };
-    w.client_has
-        .retain(|name, _| now_has.contains_key(name) || matches!(target, Target::Only(_)));
+    for name in parts.iter().flat_map(|(_, removed)| removed) {
+        w.client_has.remove(name);
+    }
     w.client_has.extend(now_has);
     // After a partial response the proxy's set is no longer one a full
     // response gave; the next full push compares resource by resource.
@@ -282,22 +284,24 @@ fn respond(
 /// bigger resource goes alone); the removals ride in the last part. Always
 /// at least one part.
 fn split(resources: Vec<Resource>, removed: Vec<String>) -> Vec<(Vec<Resource>, Vec<String>)> {
-    let mut parts = vec![(Vec::new(), Vec::new())];
+    let mut parts: Vec<(Vec<Resource>, Vec<String>)> = vec![(Vec::new(), Vec::new())];
     let mut bytes = 0;
     for r in resources {
         let size =
             r.name.len() + r.version.len() + r.resource.as_ref().map_or(0, |a| a.value.len());
-        let current = parts.len() - 1;
-        if bytes + size > PART_BYTES && !parts[current].0.is_empty() {
+        let started = parts.last().is_some_and(|(rs, _)| !rs.is_empty());
+        if started && bytes + size > PART_BYTES {
             parts.push((Vec::new(), Vec::new()));
             bytes = 0;
         }
         bytes += size;
-        let last = parts.len() - 1;
-        parts[last].0.push(r);
+        if let Some((rs, _)) = parts.last_mut() {
+            rs.push(r);
+        }
     }
-    let last = parts.len() - 1;
-    parts[last].1 = removed;
+    if let Some((_, last)) = parts.last_mut() {
+        *last = removed;
+    }
     parts
 }
 
