@@ -233,7 +233,7 @@ fn serve_everything(extra: &BTreeMap<ConfigKey, Resource>) {
         let proxy = Proxy::from_node(&node).unwrap_or_else(|e| panic!("test node: {e}"));
         let none = BTreeSet::new();
         let clusters = ctx.resources(&proxy, type_url::CLUSTER, &none);
-        let cluster_names = clusters.iter().map(|c| c.name.clone()).collect();
+        let cluster_names = clusters.iter().map(|c| c.name.to_string()).collect();
         ctx.resources(&proxy, type_url::ENDPOINT, &cluster_names);
         ctx.resources(&proxy, type_url::LISTENER, &none);
         ctx.resources(&proxy, type_url::ROUTE, &route_names(ctx.snapshot()));

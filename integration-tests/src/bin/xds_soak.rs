@@ -274,7 +274,13 @@ fn report(args: &Args, o: &Outcome) -> String {
         .samples
         .iter()
         .fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s.rss), hi.max(s.rss)));
-    let flat = steady.len() >= 2 && growth_10min.abs() <= 2.0;
+    let verdict = if steady.len() < 2 {
+        "too short to judge (under two samples after the first minute)"
+    } else if growth_10min.abs() <= 2.0 {
+        "flat (within ±2 %)"
+    } else {
+        "NOT flat"
+    };
     let mut s = format!(
         "{BEGIN}\n## Soak (`make soak`)\n\n\
          {} on {}. pilot-discovery ({} build) serves a synthetic mesh of {} services × {} \
@@ -315,7 +321,7 @@ fn report(args: &Args, o: &Outcome) -> String {
         "| RSS slope after the first minute (least squares) | {:+.1} KB/min, {:+.2} % of the mean per 10 min: {} |\n",
         per_sec * 60.0 / 1024.0,
         growth_10min,
-        if flat { "flat (within ±2 %)" } else { "NOT flat" }
+        verdict
     ));
     s.push_str(&format!(
         "| Server CPU during the churn | {cpu:.1} % of one core |\n"

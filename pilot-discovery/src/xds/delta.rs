@@ -7,7 +7,8 @@
 //! changes are applied from every request, whatever its nonce: in delta they
 //! are increments and a skipped one would be lost for good.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{
@@ -64,7 +65,7 @@ pub fn on_request(
                 client_has: req
                     .initial_resource_versions
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .map(|(name, version)| (name.as_str().into(), held_digest(version)))
                     .collect(),
                 ..Default::default()
             },
@@ -84,7 +85,7 @@ pub fn on_request(
         } else {
             w.names.remove(name);
         }
-        w.client_has.remove(name);
+        w.client_has.remove(name.as_str());
     }
     let mut added = BTreeSet::new();
     let mut became_wildcard = false;
@@ -94,7 +95,7 @@ pub fn on_request(
             w.wildcard = true;
         } else {
             // Subscribing says the proxy does not hold the resource (any more).
-            w.client_has.remove(name);
+            w.client_has.remove(name.as_str());
             w.names.insert(name.clone());
             added.insert(name.clone());
         }
@@ -164,6 +165,17 @@ fn set_digest(resources: &[std::sync::Arc<crate::xds::generate::Named>]) -> u64 
     })
 }
 
+/// The digest a version a proxy reports holding stands for. Versions are
+/// digests in hex (`Named::version`); anything else came from another
+/// server and stands for no digest, so the resource is sent again (bar a
+/// one in 2^64 match with the value it is given here).
+fn held_digest(version: &str) -> u64 {
+    match u64::from_str_radix(version, 16) {
+        Ok(d) if version.len() == 16 => d,
+        _ => mix(crate::xds::generate::digest(version.as_bytes())),
+    }
+}
+
 /// splitmix64's finaliser: spreads each digest before the sum.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -202,7 +214,7 @@ fn respond(
         // A wildcard type is generated whole; keep what was asked for.
         Target::Only(names) if w.wildcard => generated
             .into_iter()
-            .filter(|g| names.contains(&g.name))
+            .filter(|g| names.contains(&*g.name))
             .collect(),
         _ => generated,
     };
@@ -214,26 +226,28 @@ fn respond(
         return Vec::new();
     }
 
-    let mut resources = Vec::new();
-    let mut now_has = BTreeMap::new();
-    for g in generated {
-        let version = g.version();
-        if w.client_has.get(&g.name) != Some(&version) {
-            resources.push(Resource {
-                name: g.name.clone(),
-                version: version.clone(),
-                resource: Some(g.resource.clone()),
-                ..Default::default()
-            });
-        }
-        now_has.insert(g.name.clone(), version);
-    }
+    let resources: Vec<Resource> = generated
+        .iter()
+        .filter(|g| w.client_has.get(&g.name) != Some(&g.digest))
+        .map(|g| Resource {
+            name: g.name.to_string(),
+            version: g.version(),
+            resource: Some(g.resource.clone()),
+            ..Default::default()
+        })
+        .collect();
+    // The names are the generated resources' own, so every stream that
+    // holds a resource shares one copy of its name.
+    let now_has: HashMap<Arc<str>, u64> = generated
+        .into_iter()
+        .map(|g| (g.name.clone(), g.digest))
+        .collect();
     let removed: Vec<String> = match target {
         Target::All => w
             .client_has
             .keys()
             .filter(|k| !now_has.contains_key(*k))
-            .cloned()
+            .map(|k| k.to_string())
             .collect(),
         Target::Only(_) => Vec::new(),
     };
@@ -254,10 +268,12 @@ fn respond(
     let Some(w) = state.watches.get_mut(t) else {
         return Vec::new();
     };
-    for name in parts.iter().flat_map(|(_, removed)| removed) {
-        w.client_has.remove(name);
+    if set_digest.is_some() {
+        // A full response leaves the proxy holding exactly this set.
+        w.client_has = now_has;
+    } else {
+        w.client_has.extend(now_has);
     }
-    w.client_has.extend(now_has);
     // After a partial response the proxy's set is no longer one a full
     // response gave; the next full push compares resource by resource.
     w.has_digest = set_digest;
@@ -374,12 +390,19 @@ mod tests {
             &mut c,
             &first(
                 type_url::CLUSTER,
-                &[("BlackHoleCluster", &bh.version), ("gone", "1")],
+                &[
+                    ("BlackHoleCluster", &bh.version),
+                    ("PassthroughCluster", "v7 from another server"),
+                    ("gone", "1"),
+                ],
             ),
         )
         .remove(0);
         assert!(!names(&r).contains(&"BlackHoleCluster"), "already held");
-        assert!(names(&r).contains(&"PassthroughCluster"));
+        assert!(
+            names(&r).contains(&"PassthroughCluster"),
+            "held at another version"
+        );
         assert_eq!(r.removed_resources, vec!["gone".to_string()]);
     }
 

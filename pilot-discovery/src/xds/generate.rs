@@ -1,6 +1,7 @@
 //! Dispatches a request for one resource type to its generator.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use mesh_model::MeshSnapshot;
 use xds_proto::protobuf::Any;
@@ -15,7 +16,8 @@ use super::{cds, eds, inbound, lds, rds};
 /// One generated resource with the name the proxy knows it by.
 #[derive(Debug, Clone)]
 pub struct Named {
-    pub name: String,
+    /// Shared with every delta stream that records holding the resource.
+    pub name: Arc<str>,
     pub resource: Any,
     /// Changes exactly when the encoded resource does; computed once, since
     /// one resource is often sent to many proxies.
@@ -26,7 +28,7 @@ impl Named {
     pub fn new(name: String, resource: Any) -> Self {
         let digest = digest(&resource.value);
         Named {
-            name,
+            name: name.into(),
             resource,
             digest,
         }

@@ -2,7 +2,7 @@
 //! per resource type, what it subscribed to, was sent and acknowledged.
 //! Shared by the state-of-the-world and delta protocols.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -40,9 +40,11 @@ pub struct Watch {
     /// out pushes that would send the same again.
     #[serde(skip)]
     pub sent_digest: Option<u64>,
-    /// Delta only: the version of each resource the proxy holds.
+    /// Delta only: the digest (version) of each resource the proxy holds.
+    /// Thousands per stream, so the names are shared with the generated
+    /// resources and the versions kept as numbers.
     #[serde(skip)]
-    pub client_has: BTreeMap<String, String>,
+    pub client_has: HashMap<Arc<str>, u64>,
     /// Delta only: the nonces of the earlier parts of the last response,
     /// when it was sent in parts (`nonce_sent` is the last part's). A NACK
     /// of any part counts; an ACK counts once the last part's arrives.
