@@ -169,7 +169,6 @@ async fn nothing_is_served_before_the_first_snapshot() {
     use pilot_discovery::metrics::Metrics;
     use pilot_discovery::xds::ads::AdsService;
     use pilot_discovery::xds::hub::{HubConfig, XdsHub};
-    use xds_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 
     let hub = Arc::new(XdsHub::new(
         HubConfig {
@@ -192,7 +191,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
     let http = tokio::net::TcpListener::bind(("127.0.0.1", http_port))
         .await
         .expect("bind");
-    let service = AggregatedDiscoveryServiceServer::new(AdsService::new(hub.clone(), stop_rx));
+    let service = AdsService::new(hub.clone(), stop_rx);
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

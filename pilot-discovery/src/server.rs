@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::TcpListenerStream;
-use xds_proto::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 
 use crate::configdir::{watch_folder, ConfigFolder};
 use crate::debug::DebugState;
@@ -28,12 +27,6 @@ use crate::tls::{TlsError, TlsFiles};
 use crate::xds::ads::AdsService;
 use crate::xds::hub::{HubConfig, XdsHub};
 use crate::xds::stream::until_stopped;
-
-/// Largest gRPC message accepted from a proxy. Requests are small; this only
-/// bounds what a misbehaving client can make the server buffer.
-const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-/// Largest response: a big mesh's listeners or clusters in one message.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -161,11 +154,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move { until_stopped(&mut rx).await };
-    let ads = || {
-        AggregatedDiscoveryServiceServer::new(AdsService::new(hub.clone(), stop_rx.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES)
-    };
+    let ads = || AdsService::new(hub.clone(), stop_rx.clone());
     let grpc = grpc_server(&opts.keepalive)
         .add_service(ads())
         .serve_with_incoming_shutdown(

@@ -1,24 +1,45 @@
 //! The gRPC Aggregated Discovery Service: both flavours, one task per stream.
+//!
+//! Served as a plain HTTP service rather than through tonic's generated
+//! server, so that responses are framed by [`ResponseBody`] (see `grpc.rs`
+//! for why); requests are still decoded by tonic.
 
+use std::convert::Infallible;
+use std::future::{ready, Ready};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
-use xds_proto::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_server::AggregatedDiscoveryService, DeltaDiscoveryRequest,
-    DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use tonic::codec::{BufferSettings, Streaming};
+use tonic::codegen::{http, Service};
+use tonic::server::NamedService;
+use tonic::{Request, Status};
+use tonic_prost::ProstCodec;
 
+use super::grpc::ResponseBody;
 use super::hub::{lock, XdsHub};
 use super::identity;
 use super::stream::{serve, Delta, Flavour, Sotw};
+
+/// The largest request accepted. Requests are small; this only bounds what a
+/// misbehaving client can make the server buffer.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// The largest response sent; a stream whose response would be bigger is
+/// ended with `RESOURCE_EXHAUSTED` instead.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+const SERVICE: &str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// Responses queued per stream before the stream's task waits for the proxy
 /// to read. Small: each may be megabytes, and a proxy that is not reading
 /// must not make the server hold many of them.
 const STREAM_BUFFER: usize = 4;
 
+#[derive(Clone)]
 pub struct AdsService {
     hub: Arc<XdsHub>,
     shutdown: watch::Receiver<bool>,
@@ -29,10 +50,25 @@ impl AdsService {
         AdsService { hub, shutdown }
     }
 
+    /// Starts the stream's task; the response streams what it sends.
+    fn open<F: Flavour>(
+        &self,
+        request: http::Request<tonic::body::Body>,
+    ) -> http::Response<tonic::body::Body> {
+        let (parts, body) = request.into_parts();
+        let decoder = ProstCodec::<F::Response, F::Request>::raw_decoder(BufferSettings::default());
+        let requests = Streaming::new_request(decoder, body, None, Some(MAX_REQUEST_BYTES));
+        let request = Request::from_http(http::Request::from_parts(parts, requests));
+        match self.start::<F>(request) {
+            Ok(responses) => ResponseBody::new(responses, MAX_RESPONSE_BYTES).into_response(),
+            Err(status) => status.into_http(),
+        }
+    }
+
     fn start<F: Flavour>(
         &self,
         request: Request<Streaming<F::Request>>,
-    ) -> Result<ReceiverStream<Result<F::Response, Status>>, Status> {
+    ) -> Result<mpsc::Receiver<Result<F::Response, Status>>, Status> {
         let Some(snapshot) = self.hub.snapshot() else {
             return Err(Status::unavailable(
                 "pilot-discovery is not ready: its config sources are still loading",
@@ -58,27 +94,29 @@ impl AdsService {
             snapshot,
             self.shutdown.clone(),
         ));
-        Ok(ReceiverStream::new(rx))
+        Ok(rx)
     }
 }
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+impl NamedService for AdsService {
+    const NAME: &'static str = SERVICE;
+}
 
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        self.start::<Sotw>(request).map(Response::new)
+impl Service<http::Request<tonic::body::Body>> for AdsService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        self.start::<Delta>(request).map(Response::new)
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let response = match request.uri().path() {
+            SOTW_PATH => self.open::<Sotw>(request),
+            DELTA_PATH => self.open::<Delta>(request),
+            path => Status::unimplemented(format!("no such method: {path}")).into_http(),
+        };
+        ready(Ok(response))
     }
 }

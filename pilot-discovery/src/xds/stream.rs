@@ -21,7 +21,7 @@ use crate::push::Push;
 
 /// One ADS protocol flavour.
 pub trait Flavour: Send + 'static {
-    type Request: Send + Sync + 'static;
+    type Request: Message + Default + Send + Sync + 'static;
     type Response: Message + Send + Sync + 'static;
     const NAME: &'static str;
 
