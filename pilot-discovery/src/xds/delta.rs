@@ -23,10 +23,10 @@ use crate::push::Push;
 const WILDCARD: &str = "*";
 
 /// The most resource bytes one response carries; a bigger change goes in
-/// several responses. tonic's per-stream encode buffer keeps the capacity
-/// of the largest message it ever encoded for the life of the stream, so
-/// this bounds what every connected proxy costs after its first config
-/// (about 1 MB per proxy at 1,000 services when sent whole).
+/// several responses. Each response in flight is held encoded until the
+/// proxy reads it, so this bounds what a thousand proxies connecting at
+/// once make the server hold (a proxy's whole config is about 1 MB at 1,000
+/// services).
 pub const PART_BYTES: usize = 64 * 1024;
 
 /// Applies one request; the responses it needs: none, one, or one in
