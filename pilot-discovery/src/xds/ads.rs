@@ -1,8 +1,8 @@
 //! The gRPC Aggregated Discovery Service: both flavours, one task per stream.
 //!
 //! Served as a plain HTTP service rather than through tonic's generated
-//! server, so that responses are framed by [`ResponseBody`] (see `grpc.rs`
-//! for why); requests are still decoded by tonic.
+//! server, so that requests and responses are framed by `grpc.rs`, which
+//! keeps no buffer between messages (see there for why).
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -10,13 +10,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, watch};
-use tonic::codec::{BufferSettings, Streaming};
 use tonic::codegen::{http, Service};
 use tonic::server::NamedService;
 use tonic::{Request, Status};
-use tonic_prost::ProstCodec;
 
-use super::grpc::ResponseBody;
+use super::grpc::{Requests, ResponseBody};
 use super::hub::{lock, XdsHub};
 use super::identity;
 use super::stream::{serve, Delta, Flavour, Sotw};
@@ -56,8 +54,7 @@ impl AdsService {
         request: http::Request<tonic::body::Body>,
     ) -> http::Response<tonic::body::Body> {
         let (parts, body) = request.into_parts();
-        let decoder = ProstCodec::<F::Response, F::Request>::raw_decoder(BufferSettings::default());
-        let requests = Streaming::new_request(decoder, body, None, Some(MAX_REQUEST_BYTES));
+        let requests = Requests::new(body, MAX_REQUEST_BYTES);
         let request = Request::from_http(http::Request::from_parts(parts, requests));
         match self.start::<F>(request) {
             Ok(responses) => ResponseBody::new(responses, MAX_RESPONSE_BYTES).into_response(),
@@ -67,7 +64,7 @@ impl AdsService {
 
     fn start<F: Flavour>(
         &self,
-        request: Request<Streaming<F::Request>>,
+        request: Request<Requests<F::Request>>,
     ) -> Result<mpsc::Receiver<Result<F::Response, Status>>, Status> {
         let Some(snapshot) = self.hub.snapshot() else {
             return Err(Status::unavailable(

@@ -1,4 +1,5 @@
-//! gRPC framing of a server stream's responses, each in its own buffer.
+//! gRPC framing of a server stream: requests read and responses written
+//! each in a buffer of its own.
 //!
 //! tonic's generated servers encode every message of a stream into one
 //! growable buffer that keeps the capacity of the largest message for as
@@ -7,12 +8,15 @@
 //! hundreds of kilobytes at 1,000 services), so every connected proxy kept
 //! that much memory for nothing. Here each response is encoded into a
 //! buffer of exactly its size, handed to the HTTP/2 layer and freed once
-//! written.
+//! written. Requests are read the same way: tonic's reader keeps a buffer
+//! the size of the largest request (a proxy's subscription to every
+//! endpoint of the mesh), this one frees each request's bytes once decoded.
 
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http_body::Frame;
+use http_body::{Body, Frame};
 use prost::Message;
 use tokio::sync::mpsc;
 use tonic::codegen::{http, Bytes};
@@ -21,6 +25,82 @@ use tonic::Status;
 /// The 5-byte prefix of every gRPC message: a compression flag (never set
 /// here) and the length, big-endian.
 const PREFIX: usize = 5;
+
+/// The messages of a streaming gRPC request.
+pub struct Requests<M> {
+    body: tonic::body::Body,
+    /// Bytes received and not yet decoded: at most one message and the
+    /// start of the next.
+    pending: Vec<u8>,
+    max_message_bytes: usize,
+    _message: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<M: Message + Default> Requests<M> {
+    pub fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
+        Requests {
+            body,
+            pending: Vec::new(),
+            max_message_bytes,
+            _message: std::marker::PhantomData,
+        }
+    }
+
+    /// The next request, or `None` once the client has closed its side.
+    pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        loop {
+            if let Some(message) = self.decode_pending()? {
+                return Ok(Some(message));
+            }
+            let frame = poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await;
+            match frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.pending.extend_from_slice(data);
+                    }
+                }
+                Some(Err(status)) => return Err(status),
+                None if self.pending.is_empty() => return Ok(None),
+                None => {
+                    return Err(Status::invalid_argument(
+                        "the request stream ended in the middle of a message",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Takes the first message out of `pending` once all of it is there.
+    fn decode_pending(&mut self) -> Result<Option<M>, Status> {
+        let Some(prefix) = self.pending.get(..PREFIX) else {
+            return Ok(None);
+        };
+        if prefix[0] != 0 {
+            return Err(Status::unimplemented(
+                "compressed requests are not supported",
+            ));
+        }
+        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        if len > self.max_message_bytes {
+            return Err(Status::out_of_range(format!(
+                "request too large: {len} bytes, over the {}-byte limit",
+                self.max_message_bytes
+            )));
+        }
+        let Some(bytes) = self.pending.get(PREFIX..PREFIX + len) else {
+            return Ok(None);
+        };
+        let message = M::decode(bytes)
+            .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))?;
+        if self.pending.len() == PREFIX + len {
+            // Free the buffer: the stream may now sit idle for hours.
+            self.pending = Vec::new();
+        } else {
+            self.pending.drain(..PREFIX + len);
+        }
+        Ok(Some(message))
+    }
+}
 
 /// The body of a streaming gRPC response: one data frame per message
 /// received on the channel, then the trailers that carry the status: OK
@@ -62,7 +142,7 @@ pub fn frame<M: Message>(message: &M, max_message_bytes: usize) -> Result<Bytes,
         .filter(|_| len <= max_message_bytes)
         .ok_or_else(|| {
             Status::resource_exhausted(format!(
-                "a response of {len} bytes is over the {max_message_bytes}-byte limit"
+                "response too large: {len} bytes, over the {max_message_bytes}-byte limit"
             ))
         })?;
     let mut buf = Vec::with_capacity(PREFIX + len);
@@ -85,7 +165,7 @@ fn trailers(status: &Status) -> http::HeaderMap {
     map
 }
 
-impl<M: Message> http_body::Body for ResponseBody<M> {
+impl<M: Message> Body for ResponseBody<M> {
     type Data = Bytes;
     type Error = Status;
 
@@ -159,6 +239,66 @@ mod tests {
     fn status_of(f: &Frame<Bytes>) -> Status {
         let t = f.trailers_ref().expect("trailers");
         Status::from_header_map(t).expect("a grpc-status trailer")
+    }
+
+    /// A request body delivering `bytes` in frames of `chunk` bytes.
+    fn body_of(bytes: Vec<u8>, chunk: usize) -> tonic::body::Body {
+        let frames: Vec<Result<Frame<Bytes>, Status>> = bytes
+            .chunks(chunk)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        tonic::body::Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    fn framed(messages: &[DiscoveryResponse]) -> Vec<u8> {
+        messages
+            .iter()
+            .flat_map(|m| frame(m, 1 << 20).expect("framed").to_vec())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requests_are_read_whatever_the_frames_cut() {
+        let sent = [response("1"), response("2"), response("3")];
+        for chunk in [1, 3, 7, 1000] {
+            let mut requests =
+                Requests::<DiscoveryResponse>::new(body_of(framed(&sent), chunk), 1 << 20);
+            for m in &sent {
+                let got = requests.message().await.expect("read").expect("a message");
+                assert_eq!(&got, m, "chunks of {chunk}");
+            }
+            assert!(requests.message().await.expect("end").is_none());
+            assert!(requests.pending.capacity() == 0, "buffer freed once empty");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_requests_end_the_stream_with_a_reason() {
+        let one = framed(&[response(&"x".repeat(200))]);
+        let mut r = Requests::<DiscoveryResponse>::new(body_of(one.clone(), 1000), 100);
+        let e = r.message().await.expect_err("too big");
+        assert_eq!(e.code(), tonic::Code::OutOfRange);
+        assert!(e.message().contains("100-byte limit"), "{}", e.message());
+
+        let mut r = Requests::<DiscoveryResponse>::new(body_of(one[..50].to_vec(), 1000), 1 << 20);
+        let e = r.message().await.expect_err("truncated");
+        assert!(
+            e.message().contains("middle of a message"),
+            "{}",
+            e.message()
+        );
+
+        let mut compressed = one.clone();
+        compressed[0] = 1;
+        let mut r = Requests::<DiscoveryResponse>::new(body_of(compressed, 1000), 1 << 20);
+        let e = r.message().await.expect_err("compressed");
+        assert_eq!(e.code(), tonic::Code::Unimplemented);
+
+        let mut garbage = one;
+        garbage[PREFIX] = 0xff;
+        let mut r = Requests::<DiscoveryResponse>::new(body_of(garbage, 1000), 1 << 20);
+        let e = r.message().await.expect_err("malformed");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 
     #[tokio::test]

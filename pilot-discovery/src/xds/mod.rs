@@ -10,7 +10,7 @@ pub mod delta;
 pub mod eds;
 mod gateway;
 pub mod generate;
-mod grpc;
+pub mod grpc;
 pub mod hub;
 pub mod identity;
 mod inbound;

@@ -7,13 +7,14 @@ use prost::Message;
 use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use xds_proto::type_url::short_name;
 
 use super::context::PushContext;
+use super::grpc::Requests;
 use super::hub::{lock, Registration, XdsHub};
 use super::state::ConnState;
 use super::{delta, sotw};
@@ -101,7 +102,7 @@ pub type Outbound<R> = mpsc::Sender<Result<R, Status>>;
 pub async fn serve<F: Flavour>(
     hub: Arc<XdsHub>,
     registration: Registration,
-    mut inbound: Streaming<F::Request>,
+    mut inbound: Requests<F::Request>,
     tx: Outbound<F::Response>,
     snapshot: Arc<PushContext>,
     mut shutdown: watch::Receiver<bool>,
