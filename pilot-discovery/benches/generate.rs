@@ -85,7 +85,7 @@ fn generators(c: &mut Criterion) {
     });
 
     let many = many_services(1000);
-    let none = BTreeSet::new();
+    let none = BTreeSet::<String>::new();
     let outbound = generate(&many, &proxy, type_url::CLUSTER, &none)
         .iter()
         .filter(|c| c.name.starts_with("outbound|"))

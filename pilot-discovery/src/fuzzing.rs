@@ -231,7 +231,7 @@ fn serve_everything(extra: &BTreeMap<ConfigKey, Resource>) {
     let ctx = PushContext::new(Arc::new(second));
     for node in [sidecar_node(false), local_node_of("bank"), gateway_node()] {
         let proxy = Proxy::from_node(&node).unwrap_or_else(|e| panic!("test node: {e}"));
-        let none = BTreeSet::new();
+        let none = BTreeSet::<String>::new();
         let clusters = ctx.resources(&proxy, type_url::CLUSTER, &none);
         let cluster_names = clusters.iter().map(|c| c.name.to_string()).collect();
         ctx.resources(&proxy, type_url::ENDPOINT, &cluster_names);
@@ -751,7 +751,7 @@ mod tests {
     fn the_base_mesh_serves_every_type() {
         let ctx = PushContext::new(contexts()[0].clone());
         let proxy = Proxy::from_node(&sidecar_node(false)).expect("node");
-        let none = BTreeSet::new();
+        let none = BTreeSet::<String>::new();
         assert!(!ctx.resources(&proxy, type_url::CLUSTER, &none).is_empty());
         assert!(!ctx.resources(&proxy, type_url::LISTENER, &none).is_empty());
         assert!(

@@ -8,6 +8,7 @@
 //! other proxy of the same shape gets the same bytes. A new snapshot starts
 //! with an empty cache; the old one is freed with the last push that uses it.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Deref;
@@ -51,17 +52,17 @@ impl<V: Clone> Cells<String, V> {
     /// of endpoints at a time.
     fn get_all<'n>(
         &self,
-        names: impl IntoIterator<Item = &'n String>,
-        make: impl Fn(&String) -> V,
+        names: impl IntoIterator<Item = &'n str>,
+        make: impl Fn(&str) -> V,
     ) -> Vec<V> {
-        let cells: Vec<(&String, Arc<OnceLock<V>>)> = {
+        let cells: Vec<(&str, Arc<OnceLock<V>>)> = {
             let mut map = lock(&self.cells);
             names
                 .into_iter()
                 .map(|n| {
-                    let cell = match map.get(n.as_str()) {
+                    let cell = match map.get(n) {
                         Some(c) => c.clone(),
-                        None => map.entry(n.clone()).or_default().clone(),
+                        None => map.entry(n.to_string()).or_default().clone(),
                     };
                     (n, cell)
                 })
@@ -117,14 +118,19 @@ impl PushContext {
 
     /// The resources of `t` for `proxy`, as [`generate`] makes them, from
     /// the cache where another proxy already needed the same.
-    pub fn resources(&self, proxy: &Proxy, t: &str, names: &BTreeSet<String>) -> Vec<Arc<Named>> {
-        let one = |name: &String| {
-            let only = BTreeSet::from([name.clone()]);
+    pub fn resources<N: Borrow<str> + Ord>(
+        &self,
+        proxy: &Proxy,
+        t: &str,
+        names: &BTreeSet<N>,
+    ) -> Vec<Arc<Named>> {
+        let one = |name: &str| {
+            let only = BTreeSet::from([name]);
             let mut made = generate(&self.snapshot, proxy, t, &only);
             // Generators return exactly one resource per requested name.
             Arc::new(
                 made.pop()
-                    .unwrap_or_else(|| Named::new(name.clone(), Default::default())),
+                    .unwrap_or_else(|| Named::new(name, Default::default())),
             )
         };
         let all = || Arc::new(shared(generate_shared(&self.snapshot, proxy, t, names)));
@@ -156,12 +162,17 @@ impl PushContext {
                 out.extend(own());
                 out
             }
-            type_url::ENDPOINT => self.endpoints.get_all(names, one),
+            type_url::ENDPOINT => self
+                .endpoints
+                .get_all(names.iter().map(|n| n.borrow()), one),
             type_url::ROUTE => {
                 let shape = shape();
                 names
                     .iter()
-                    .map(|n| self.routes.get((n.clone(), shape.clone()), || one(n)))
+                    .map(|n| {
+                        let n: &str = n.borrow();
+                        self.routes.get((n.to_string(), shape.clone()), || one(n))
+                    })
                     .collect()
             }
             _ => Vec::new(),

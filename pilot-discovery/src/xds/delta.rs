@@ -17,6 +17,7 @@ use xds_proto::pb::envoy::service::discovery::v3::{
 
 use super::context::PushContext;
 use super::generate::{is_known_type, is_wildcard_type};
+use super::intern::intern;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -60,7 +61,7 @@ pub fn on_request(
                 names: subscribe
                     .iter()
                     .filter(|n| *n != WILDCARD)
-                    .cloned()
+                    .map(|n| intern(n))
                     .collect(),
                 client_has: req
                     .initial_resource_versions
@@ -83,7 +84,7 @@ pub fn on_request(
         if name == WILDCARD {
             w.wildcard = false;
         } else {
-            w.names.remove(name);
+            w.names.remove(name.as_str());
         }
         w.client_has.remove(name.as_str());
     }
@@ -96,8 +97,9 @@ pub fn on_request(
         } else {
             // Subscribing says the proxy does not hold the resource (any more).
             w.client_has.remove(name.as_str());
+            let name = intern(name);
             w.names.insert(name.clone());
-            added.insert(name.clone());
+            added.insert(name);
         }
     }
 
@@ -187,7 +189,7 @@ enum Target {
     /// Everything subscribed: resources missing from the result are removed.
     All,
     /// Just these names.
-    Only(BTreeSet<String>),
+    Only(BTreeSet<Arc<str>>),
 }
 
 /// What the proxy needs of `t`: nothing, one response, or, for a change
@@ -418,7 +420,7 @@ mod tests {
         assert!(send(&mut c, &req(type_url::ENDPOINT, &[], &["a"], &r.nonce)).is_empty());
         assert_eq!(
             c.watches[type_url::ENDPOINT].names,
-            BTreeSet::from(["b".to_string()])
+            BTreeSet::from([Arc::from("b")])
         );
     }
 

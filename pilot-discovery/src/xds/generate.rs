@@ -1,5 +1,6 @@
 //! Dispatches a request for one resource type to its generator.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use xds_proto::type_url;
 
 use mesh_model::{Hostname, NodeType};
 
+use super::intern::intern;
 use super::names::ClusterName;
 use super::proxy::Proxy;
 use super::{cds, eds, inbound, lds, rds};
@@ -25,10 +27,10 @@ pub struct Named {
 }
 
 impl Named {
-    pub fn new(name: String, resource: Any) -> Self {
+    pub fn new(name: impl AsRef<str>, resource: Any) -> Self {
         let digest = digest(&resource.value);
         Named {
-            name: name.into(),
+            name: intern(name.as_ref()),
             resource,
             digest,
         }
@@ -100,11 +102,11 @@ pub fn type_in_scope(full: bool, t: &str) -> bool {
 
 /// The resources of `type_url` for `proxy`. `names` restricts EDS and RDS to
 /// the resources the proxy subscribed to; wildcard types ignore it.
-pub fn generate(
+pub fn generate<N: Borrow<str> + Ord>(
     snap: &MeshSnapshot,
     proxy: &Proxy,
     type_url: &str,
-    names: &BTreeSet<String>,
+    names: &BTreeSet<N>,
 ) -> Vec<Named> {
     let mut out = generate_shared(snap, proxy, type_url, names);
     out.extend(generate_own(snap, proxy, type_url));
@@ -134,11 +136,11 @@ pub fn generate_own(snap: &MeshSnapshot, proxy: &Proxy, type_url: &str) -> Vec<N
 
 /// What every proxy of the same shape (interception mode, namespace,
 /// Sidecar) gets alike.
-pub fn generate_shared(
+pub fn generate_shared<N: Borrow<str> + Ord>(
     snap: &MeshSnapshot,
     proxy: &Proxy,
     type_url: &str,
-    names: &BTreeSet<String>,
+    names: &BTreeSet<N>,
 ) -> Vec<Named> {
     match type_url {
         type_url::CLUSTER => cds::clusters(snap, proxy)
@@ -151,13 +153,17 @@ pub fn generate_shared(
             .collect(),
         type_url::ENDPOINT => names
             .iter()
-            .map(|n| Named::new(n.clone(), xds_proto::pack(&eds::load_assignment(snap, n))))
+            .map(|n| {
+                let n = n.borrow();
+                Named::new(n, xds_proto::pack(&eds::load_assignment(snap, n)))
+            })
             .collect(),
         type_url::ROUTE => names
             .iter()
             .map(|n| {
+                let n = n.borrow();
                 Named::new(
-                    n.clone(),
+                    n,
                     xds_proto::pack(&rds::route_configuration(snap, proxy, n)),
                 )
             })
@@ -176,10 +182,10 @@ mod tests {
             type_url: "t".into(),
             value,
         };
-        let a = Named::new("x".into(), any(vec![1, 2, 3]));
-        let b = Named::new("x".into(), any(vec![1, 2, 3]));
+        let a = Named::new("x", any(vec![1, 2, 3]));
+        let b = Named::new("x", any(vec![1, 2, 3]));
         assert_eq!(a.version(), b.version());
-        let c = Named::new("x".into(), any(vec![1, 2, 3, 4]));
+        let c = Named::new("x", any(vec![1, 2, 3, 4]));
         assert_ne!(a.version(), c.version());
         assert_eq!(a.version().len(), 16);
     }

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::context::PushContext;
+use super::intern;
 use super::state::ConnState;
 use crate::metrics::Metrics;
 use crate::push::{Merged, Push, PushScope, UpdateKind};
@@ -189,6 +190,9 @@ impl XdsHub {
             .observe(now.duration_since(merged.first).as_secs_f64());
         self.metrics.services.set(gauge(snap.services.len()));
         let snap = Arc::new(PushContext::new(snap));
+        // Names nothing holds any more (resources of snapshots no stream
+        // uses, ended subscriptions) are freed once per snapshot.
+        intern::sweep();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(snap.clone());
 
         let conns = self.connections();

@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod hub;
 pub mod identity;
 mod inbound;
+pub mod intern;
 pub mod lds;
 pub mod names;
 pub mod proxy;

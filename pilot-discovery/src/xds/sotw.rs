@@ -9,12 +9,14 @@
 //! answered, since the same config would be rejected again.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::context::PushContext;
 use super::generate::{is_known_type, is_wildcard_type};
+use super::intern::intern;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -35,7 +37,7 @@ pub fn on_request(
         );
         return Ok(Vec::new());
     }
-    let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
+    let names: BTreeSet<Arc<str>> = req.resource_names.iter().map(|n| intern(n)).collect();
     let node = state.node_id().to_string();
 
     if let Some(err) = &req.error_detail {
@@ -132,7 +134,7 @@ fn respond_with(
     state: &mut ConnState,
     snap: &PushContext,
     t: &str,
-    only: Option<&BTreeSet<String>>,
+    only: Option<&BTreeSet<Arc<str>>>,
     unless_unchanged: bool,
 ) -> Option<DiscoveryResponse> {
     let proxy = state.proxy.clone()?;

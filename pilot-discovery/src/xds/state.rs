@@ -17,7 +17,7 @@ use crate::push::PushScope;
 
 /// What a push sends for one type: everything subscribed, or only these
 /// (never empty) names.
-pub type PushTarget = Option<BTreeSet<String>>;
+pub type PushTarget = Option<BTreeSet<Arc<str>>>;
 
 /// One resource type on one stream.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -25,8 +25,9 @@ pub type PushTarget = Option<BTreeSet<String>>;
 pub struct Watch {
     /// Subscribed to every resource of the type.
     pub wildcard: bool,
-    /// Resources subscribed to by name (EDS, RDS, and delta subscriptions).
-    pub names: BTreeSet<String>,
+    /// Resources subscribed to by name (EDS, RDS, and delta subscriptions),
+    /// interned: thousands per stream.
+    pub names: BTreeSet<Arc<str>>,
     pub nonce_sent: String,
     pub version_sent: String,
     pub nonce_acked: String,
@@ -126,9 +127,9 @@ impl ConnState {
                 None => Some((t, None)),
                 Some(hosts) => {
                     let subscribed = &self.watches[t].names;
-                    let names: BTreeSet<String> = endpoint_clusters(snap, hosts)
-                        .into_iter()
-                        .filter(|n| subscribed.contains(n))
+                    let names: BTreeSet<Arc<str>> = endpoint_clusters(snap, hosts)
+                        .iter()
+                        .filter_map(|n| subscribed.get(n.as_str()).cloned())
                         .collect();
                     (!names.is_empty()).then_some((t, Some(names)))
                 }
