@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+/// Bytes in a mebibyte, the unit the reports give memory in.
+pub const MB: f64 = 1024.0 * 1024.0;
+
 /// (min, median, max) of `v`; zeros when empty.
 pub fn spread(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     if v.is_empty() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use integration_tests::benchmarks::{machine, median_f64, percentile, splice, today};
+use integration_tests::benchmarks::{machine, median_f64, percentile, splice, today, MB};
 use integration_tests::load::lite::digest;
 use integration_tests::load::proxy::SimProxy;
 use integration_tests::load::record::{arrival_key, ArrivalKey, EDS, RDS};
@@ -21,7 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BEGIN: &str = "<!-- xds-bench:begin -->";
 const END: &str = "<!-- xds-bench:end -->";
 const DEADLINE: Duration = Duration::from_secs(180);
-const MB: f64 = 1024.0 * 1024.0;
 
 #[derive(Debug, Parser)]
 #[command(about = "Measures pilot-discovery under simulated proxies; writes BENCHMARKS.md")]

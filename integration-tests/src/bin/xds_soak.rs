@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use integration_tests::ads_client::{node, port_of, SotwStream};
-use integration_tests::benchmarks::{machine, splice, today};
+use integration_tests::benchmarks::{machine, splice, today, MB};
 use integration_tests::load::record::{Record, TYPES};
 use integration_tests::load::{Fleet, MeshServer, Scale};
 use prost::Message;
@@ -22,7 +22,6 @@ use xds_proto::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignm
 const BEGIN: &str = "<!-- soak:begin -->";
 const END: &str = "<!-- soak:end -->";
 const DEADLINE: Duration = Duration::from_secs(180);
-const MB: f64 = 1024.0 * 1024.0;
 
 #[derive(Debug, Parser)]
 #[command(about = "Soaks pilot-discovery under endpoint churn; writes BENCHMARKS.md")]

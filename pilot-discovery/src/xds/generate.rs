@@ -27,10 +27,10 @@ pub struct Named {
 }
 
 impl Named {
-    pub fn new(name: impl AsRef<str>, resource: Any) -> Self {
+    pub fn new(name: &str, resource: Any) -> Self {
         let digest = digest(&resource.value);
         Named {
-            name: intern(name.as_ref()),
+            name: intern(name),
             resource,
             digest,
         }
@@ -122,12 +122,12 @@ pub fn generate_own(snap: &MeshSnapshot, proxy: &Proxy, type_url: &str) -> Vec<N
     match type_url {
         type_url::CLUSTER => inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
             .iter()
-            .map(|c| Named::new(c.name.clone(), xds_proto::pack(c)))
+            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
             .collect(),
         type_url::LISTENER => {
             inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
                 .iter()
-                .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
+                .map(|l| Named::new(&l.name, xds_proto::pack(l)))
                 .collect()
         }
         _ => Vec::new(),
@@ -145,11 +145,11 @@ pub fn generate_shared<N: Borrow<str> + Ord>(
     match type_url {
         type_url::CLUSTER => cds::clusters(snap, proxy)
             .iter()
-            .map(|c| Named::new(c.name.clone(), xds_proto::pack(c)))
+            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
             .collect(),
         type_url::LISTENER => lds::listeners(snap, proxy)
             .iter()
-            .map(|l| Named::new(l.name.clone(), xds_proto::pack(l)))
+            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
             .collect(),
         type_url::ENDPOINT => names
             .iter()
