@@ -121,6 +121,42 @@ async fn editing_the_folder_changes_routing() {
     .expect("default route after the rule is removed");
 }
 
+/// A folder mounted from a Kubernetes ConfigMap changes by swapping the
+/// `..data` link its files resolve through; no event names the files, and
+/// the swap still changes routing.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_link_swap_changes_routing() {
+    use std::os::unix::fs::symlink;
+    let mut mesh = start().await;
+    let dir = mesh.config_dir().to_path_buf();
+    let name = "reviews-routing.yaml";
+    let text = std::fs::read_to_string(dir.join(name)).expect("read");
+    let only = |v1: u32| {
+        text.replace("weight: 80", &format!("weight: {v1}"))
+            .replace("weight: 20", &format!("weight: {}", 100 - v1))
+    };
+    // The kubelet's layout: a versioned directory, `..data` linking to it,
+    // and each file a link through `..data`. Here it sends all to v2.
+    for (version, v1) in [("..v1", 0), ("..v2", 100)] {
+        std::fs::create_dir(dir.join(version)).expect("mkdir");
+        std::fs::write(dir.join(version).join(name), only(v1)).expect("write");
+    }
+    symlink("..v1", dir.join("..data")).expect("symlink");
+    symlink(format!("..data/{name}"), dir.join(".link.tmp")).expect("symlink");
+    std::fs::rename(dir.join(".link.tmp"), dir.join(name)).expect("rename");
+    mesh.wait_routing("reviews", |b| b == "v2", DEADLINE)
+        .await
+        .expect("the linked file is read");
+
+    // The update: only the links change.
+    symlink("..v2", dir.join("..data_tmp")).expect("symlink");
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("rename");
+    mesh.wait_routing("reviews", |b| b == "v1", DEADLINE)
+        .await
+        .expect("the swap reaches Envoy");
+}
+
 fn route_config(dump: &Value, name: &str) -> (String, Value) {
     let rc = dump_section(dump, "RoutesConfigDump", "dynamic_route_configs")
         .into_iter()

@@ -10,14 +10,14 @@ use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::configdir::{ConfigError, ConfigFolder};
+use crate::configdir::{Changes, ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
 use crate::registry::build_snapshot;
 use crate::resource::Resource;
 
 /// A problem a source reports about one of its inputs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceError {
     pub file: PathBuf,
     pub error: String,
@@ -104,25 +104,6 @@ pub fn update_kind(kind: ConfigKind) -> UpdateKind {
     }
 }
 
-/// One event per resource that differs between `old` and `new`.
-pub fn changes(
-    old: &BTreeMap<ConfigKey, Resource>,
-    new: &BTreeMap<ConfigKey, Resource>,
-) -> Vec<UpdateKind> {
-    let mut out = Vec::new();
-    for (k, v) in new {
-        if old.get(k) != Some(v) {
-            out.push(update_kind(k.kind));
-        }
-    }
-    for k in old.keys() {
-        if !new.contains_key(k) {
-            out.push(update_kind(k.kind));
-        }
-    }
-    out
-}
-
 pub fn folder_state(folder: &ConfigFolder) -> SourceState {
     SourceState {
         resources: folder.resources().clone(),
@@ -151,14 +132,13 @@ pub fn count_rejected(metrics: &Metrics, kind: Option<ConfigKind>) {
 /// sends one event per changed resource to the debouncer.
 pub async fn run_folder(
     mut folder: ConfigFolder,
-    mut signals: mpsc::Receiver<()>,
+    mut signals: mpsc::Receiver<Changes>,
     state: watch::Sender<Arc<SourceState>>,
     events: mpsc::Sender<UpdateKind>,
     metrics: Metrics,
 ) {
-    while signals.recv().await.is_some() {
-        let before = state.borrow().clone();
-        let reload = match folder.reload() {
+    while let Some(changes) = signals.recv().await {
+        let reload = match folder.reload_changed(&changes) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(dir = %folder.dir().display(), error = %e, "cannot read config folder; keeping the current config");
@@ -166,13 +146,18 @@ pub async fn run_folder(
             }
         };
         log_errors(&reload.errors, &metrics);
-        let after = Arc::new(folder_state(&folder));
-        let kinds = if reload.changed {
-            changes(&before.resources, &after.resources)
-        } else {
-            Vec::new()
-        };
-        state.send_replace(after);
+        tracing::debug!(
+            changed = reload.changed.len(),
+            rescanned = reload.rescanned,
+            "config folder reloaded"
+        );
+        // A fix that restores a file's last good contents changes no
+        // resource, but clears its errors.
+        let errors: Vec<SourceError> = folder.current_errors().map(SourceError::from).collect();
+        if reload.is_changed() || errors != state.borrow().errors {
+            state.send_replace(Arc::new(folder_state(&folder)));
+        }
+        let kinds: Vec<UpdateKind> = reload.changed.iter().map(|k| update_kind(k.kind)).collect();
         if !send_events(kinds, &events, &metrics).await {
             return;
         }
@@ -209,35 +194,12 @@ pub fn load_folder(folder: &mut ConfigFolder, metrics: &Metrics) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_model::istio::VirtualService;
-    use mesh_model::{Config, ConfigMeta};
-
-    fn vs(name: &str, host: &str) -> (ConfigKey, Resource) {
-        let c = Config {
-            meta: ConfigMeta {
-                name: name.into(),
-                namespace: "default".into(),
-                ..Default::default()
-            },
-            spec: VirtualService {
-                hosts: vec![host.into()],
-                ..Default::default()
-            },
-        };
-        (
-            c.key(ConfigKind::VirtualService),
-            Resource::VirtualService(std::sync::Arc::new(c)),
-        )
-    }
 
     #[test]
-    fn one_event_per_changed_resource() {
-        let old: BTreeMap<_, _> = [vs("a", "x"), vs("b", "x")].into_iter().collect();
-        let new: BTreeMap<_, _> = [vs("a", "y"), vs("c", "x")].into_iter().collect();
-        // a edited, b removed, c added.
-        assert_eq!(changes(&old, &new), vec![UpdateKind::Config; 3]);
-        assert!(changes(&old, &old).is_empty());
+    fn kinds_are_classified_as_istio_does() {
         assert_eq!(update_kind(ConfigKind::EndpointSlice), UpdateKind::Eds);
+        assert_eq!(update_kind(ConfigKind::WorkloadEntry), UpdateKind::Eds);
         assert_eq!(update_kind(ConfigKind::Service), UpdateKind::Svc);
+        assert_eq!(update_kind(ConfigKind::VirtualService), UpdateKind::Config);
     }
 }
