@@ -19,6 +19,7 @@ use xds_proto::type_url;
 
 use super::gateway;
 use super::generate::{generate, generate_own, generate_shared, Named};
+use super::held::{mix, set_digest};
 use super::hub::lock;
 use super::proxy::Proxy;
 use super::visibility::Visibility;
@@ -43,6 +44,19 @@ impl<K: Eq + Hash, V: Clone> Cells<K, V> {
 
     fn get(&self, key: K, make: impl FnOnce() -> V) -> V {
         self.cell(key).get_or_init(make).clone()
+    }
+
+    /// As [`Cells::get`] while fewer than `max` cells exist or `key`'s does;
+    /// `None` once the map is full.
+    fn get_bounded(&self, key: K, max: usize, make: impl FnOnce() -> V) -> Option<V> {
+        let cell = {
+            let mut map = lock(&self.cells);
+            if map.len() >= max && !map.contains_key(&key) {
+                return None;
+            }
+            map.entry(key).or_default().clone()
+        };
+        Some(cell.get_or_init(make).clone())
     }
 }
 
@@ -87,8 +101,84 @@ struct Shape {
     gateways: Option<Vec<ConfigKey>>,
 }
 
-/// One generated list of resources, shared by every proxy of one shape.
-type SharedList = Arc<Vec<Arc<Named>>>;
+/// One generated list of resources, shared by every proxy of one shape,
+/// with the digest of the set.
+#[derive(Debug, Default)]
+pub struct Listed {
+    items: Vec<Arc<Named>>,
+    digest: u64,
+}
+
+impl Listed {
+    fn new(items: Vec<Arc<Named>>) -> Self {
+        let digest = set_digest(&items);
+        Listed { items, digest }
+    }
+}
+
+type SharedList = Arc<Listed>;
+
+/// The resources of one type for one proxy: a list shared with the
+/// proxies like it, and the ones only it has.
+#[derive(Debug, Default)]
+pub struct ResourceSet {
+    shared: SharedList,
+    own: Vec<Arc<Named>>,
+}
+
+impl ResourceSet {
+    /// The [`set_digest`] of every resource in the set, without a pass over
+    /// the shared ones.
+    pub fn digest(&self) -> u64 {
+        self.shared.digest.wrapping_add(set_digest(&self.own))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Named>> {
+        self.shared.items.iter().chain(&self.own)
+    }
+
+    pub fn into_vec(self) -> Vec<Arc<Named>> {
+        let mut out = self.shared.items.clone();
+        out.extend(self.own);
+        out
+    }
+}
+
+impl From<Vec<Arc<Named>>> for ResourceSet {
+    fn from(own: Vec<Arc<Named>>) -> Self {
+        ResourceSet {
+            shared: SharedList::default(),
+            own,
+        }
+    }
+}
+
+/// How many distinct endpoint subscriptions one snapshot keeps a list for.
+/// Proxies scoped alike subscribe alike, so a mesh has a handful; past the
+/// bound, a proxy's list is assembled for it alone and not kept.
+const MAX_ENDPOINT_LISTS: usize = 64;
+
+/// A subscription's names, compared by identity: names are interned, so
+/// equal sets hold the same allocations.
+struct Subscription {
+    names: Vec<Arc<str>>,
+    list: SharedList,
+}
+
+impl Subscription {
+    fn is(&self, names: &BTreeSet<Arc<str>>) -> bool {
+        self.names.len() == names.len()
+            && self.names.iter().zip(names).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// A key for a set of interned names, from their addresses; a match is
+/// confirmed with [`Subscription::is`].
+fn identity_key(names: &BTreeSet<Arc<str>>) -> u64 {
+    names.iter().fold(names.len() as u64, |acc, n| {
+        acc.wrapping_add(mix(Arc::as_ptr(n).cast::<u8>() as usize as u64))
+    })
+}
 
 pub struct PushContext {
     snapshot: Arc<MeshSnapshot>,
@@ -97,6 +187,9 @@ pub struct PushContext {
     listeners: Cells<Shape, SharedList>,
     /// Endpoints, by cluster name.
     endpoints: Cells<String, Arc<Named>>,
+    /// Whole endpoint lists, by subscription: most proxies subscribe to
+    /// the same clusters, thousands of them.
+    endpoint_lists: Cells<u64, Arc<Subscription>>,
     /// Routes, by route configuration name.
     routes: Cells<(String, Shape), Arc<Named>>,
 }
@@ -108,6 +201,7 @@ impl PushContext {
             clusters: Cells::new(),
             listeners: Cells::new(),
             endpoints: Cells::new(),
+            endpoint_lists: Cells::new(),
             routes: Cells::new(),
         }
     }
@@ -133,40 +227,15 @@ impl PushContext {
                     .unwrap_or_else(|| Named::new(name, Default::default())),
             )
         };
-        let all = || Arc::new(shared(generate_shared(&self.snapshot, proxy, t, names)));
-        let own = || {
-            generate_own(&self.snapshot, proxy, t)
-                .into_iter()
-                .map(Arc::new)
-        };
-        let sidecar = || Visibility::of(&self.snapshot, proxy).key();
-        let shape = || Shape {
-            local_mode: proxy.is_local_mode(),
-            namespace: proxy.namespace().to_string(),
-            sidecar: sidecar(),
-            gateways: (proxy.id.node_type == NodeType::Router).then(|| {
-                gateway::selected(&self.snapshot, proxy)
-                    .map(|g| g.key(ConfigKind::Gateway))
-                    .collect()
-            }),
-        };
+        if let Some(set) = self.shared_and_own(proxy, t, names) {
+            return set.into_vec();
+        }
         match t {
-            type_url::CLUSTER => {
-                let key = (proxy.is_local_mode(), sidecar());
-                let mut out = self.clusters.get(key, all).to_vec();
-                out.extend(own());
-                out
-            }
-            type_url::LISTENER => {
-                let mut out = self.listeners.get(shape(), all).to_vec();
-                out.extend(own());
-                out
-            }
             type_url::ENDPOINT => self
                 .endpoints
                 .get_all(names.iter().map(|n| n.borrow()), one),
             type_url::ROUTE => {
-                let shape = shape();
+                let shape = self.shape(proxy);
                 names
                     .iter()
                     .map(|n| {
@@ -176,6 +245,74 @@ impl PushContext {
                     .collect()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// What [`PushContext::resources`] gives for a stream's whole
+    /// subscription, shared where proxies alike share it, with the set's
+    /// digest computed once for all of them.
+    pub fn resource_set(&self, proxy: &Proxy, t: &str, names: &BTreeSet<Arc<str>>) -> ResourceSet {
+        if let Some(set) = self.shared_and_own(proxy, t, names) {
+            return set;
+        }
+        if t != type_url::ENDPOINT {
+            return self.resources(proxy, t, names).into();
+        }
+        let make = || {
+            Arc::new(Subscription {
+                names: names.iter().cloned().collect(),
+                list: Arc::new(Listed::new(self.resources(proxy, t, names))),
+            })
+        };
+        match self
+            .endpoint_lists
+            .get_bounded(identity_key(names), MAX_ENDPOINT_LISTS, make)
+        {
+            Some(sub) if sub.is(names) => ResourceSet {
+                shared: sub.list.clone(),
+                own: Vec::new(),
+            },
+            _ => self.resources(proxy, t, names).into(),
+        }
+    }
+
+    /// Clusters and listeners: one list per proxy shape, and the proxy's
+    /// own inbound ones. `None` for the other types.
+    fn shared_and_own<N: Borrow<str> + Ord>(
+        &self,
+        proxy: &Proxy,
+        t: &str,
+        names: &BTreeSet<N>,
+    ) -> Option<ResourceSet> {
+        let all = || {
+            let made = generate_shared(&self.snapshot, proxy, t, names);
+            Arc::new(Listed::new(shared(made)))
+        };
+        let shared = match t {
+            type_url::CLUSTER => {
+                let sidecar = Visibility::of(&self.snapshot, proxy).key();
+                self.clusters.get((proxy.is_local_mode(), sidecar), all)
+            }
+            type_url::LISTENER => self.listeners.get(self.shape(proxy), all),
+            _ => return None,
+        };
+        let own = generate_own(&self.snapshot, proxy, t)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        Some(ResourceSet { shared, own })
+    }
+
+    fn shape(&self, proxy: &Proxy) -> Shape {
+        Shape {
+            local_mode: proxy.is_local_mode(),
+            namespace: proxy.namespace().to_string(),
+            sidecar: Visibility::of(&self.snapshot, proxy).key(),
+            gateways: (proxy.id.node_type == NodeType::Router).then(|| {
+                gateway::selected(&self.snapshot, proxy)
+                    .map(|g| g.key(ConfigKind::Gateway))
+                    .collect()
+            }),
         }
     }
 }
@@ -272,5 +409,49 @@ spec:
         let shop = ctx.resources(&proxy("shop"), type_url::ROUTE, &routes);
         let web = ctx.resources(&proxy("web"), type_url::ROUTE, &routes);
         assert_ne!(shop[0].resource, web[0].resource);
+    }
+
+    #[test]
+    fn resource_sets_hold_what_resources_do_and_share_endpoint_lists() {
+        let snap = Arc::new(snapshot_of(MESH));
+        let ctx = PushContext::new(snap.clone());
+        let cluster = crate::xds::intern::intern("outbound|80||a.shop.svc.cluster.local");
+        let names = BTreeSet::from([cluster.clone()]);
+        let routes = BTreeSet::from([crate::xds::intern::intern("80")]);
+        for t in [
+            type_url::CLUSTER,
+            type_url::LISTENER,
+            type_url::ENDPOINT,
+            type_url::ROUTE,
+        ] {
+            let wanted = if t == type_url::ROUTE {
+                &routes
+            } else {
+                &names
+            };
+            let p = proxy("shop");
+            let set = ctx.resource_set(&p, t, wanted);
+            let listed: Vec<_> = ctx.resources(&p, t, wanted);
+            assert_eq!(set.digest(), set_digest(&listed), "{t}");
+            let from_set: Vec<_> = set.iter().map(|r| r.resource.clone()).collect();
+            let from_list: Vec<_> = listed.iter().map(|r| r.resource.clone()).collect();
+            assert_eq!(from_set, from_list, "{t}");
+            assert_eq!(set.into_vec().len(), listed.len(), "{t}");
+        }
+        // Two streams subscribed alike get one list.
+        let a = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &names);
+        let b = ctx.resource_set(&proxy("web"), type_url::ENDPOINT, &names.clone());
+        assert!(Arc::ptr_eq(&a.shared, &b.shared));
+        assert_eq!(a.shared.items.len(), 1);
+        // Past the bound, lists are made per stream, and still right.
+        for i in 0..MAX_ENDPOINT_LISTS {
+            let other = BTreeSet::from([crate::xds::intern::intern(&format!("outbound|{i}||x"))]);
+            ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &other);
+        }
+        let late = BTreeSet::from([cluster, crate::xds::intern::intern("outbound|1||late")]);
+        let c = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &late);
+        assert!(c.shared.items.is_empty());
+        assert_eq!(c.own.len(), 2);
+        assert_eq!(lock(&ctx.endpoint_lists.cells).len(), MAX_ENDPOINT_LISTS);
     }
 }

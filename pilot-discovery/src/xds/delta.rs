@@ -15,8 +15,9 @@ use xds_proto::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
-use super::context::PushContext;
+use super::context::{PushContext, ResourceSet};
 use super::generate::{is_known_type, is_wildcard_type};
+use super::held::mix;
 use super::intern::intern;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
@@ -75,11 +76,6 @@ pub fn on_request(
         return Ok(respond(state, snap, t, Target::All, true));
     };
 
-    // Any subscription change makes what the proxy holds differ from the
-    // last full response.
-    if !req.resource_names_unsubscribe.is_empty() || !req.resource_names_subscribe.is_empty() {
-        w.has_digest = None;
-    }
     for name in &req.resource_names_unsubscribe {
         if name == WILDCARD {
             w.wildcard = false;
@@ -159,14 +155,6 @@ pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse
         .collect()
 }
 
-/// An order-independent digest of a set of resources: each resource's digest
-/// covers its name and content, so the set's covers names and contents.
-fn set_digest(resources: &[std::sync::Arc<crate::xds::generate::Named>]) -> u64 {
-    resources.iter().fold(resources.len() as u64, |acc, r| {
-        acc.wrapping_add(mix(r.digest))
-    })
-}
-
 /// The digest a version a proxy reports holding stands for. Versions are
 /// digests in hex (`Named::version`); anything else came from another
 /// server and stands for no digest, so the resource is sent again (bar a
@@ -176,13 +164,6 @@ fn held_digest(version: &str) -> u64 {
         Ok(d) if version.len() == 16 => d,
         _ => mix(crate::xds::generate::digest(version.as_bytes())),
     }
-}
-
-/// splitmix64's finaliser: spreads each digest before the sum.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 enum Target {
@@ -207,30 +188,29 @@ fn respond(
     let Some(w) = state.watches.get(t) else {
         return Vec::new();
     };
-    let generated = match &target {
-        Target::All => snap.resources(&proxy, t, &w.names),
+    let generated: ResourceSet = match &target {
+        Target::All => snap.resource_set(&proxy, t, &w.names),
         Target::Only(names) if names.is_empty() => return Vec::new(),
-        Target::Only(names) => snap.resources(&proxy, t, names),
-    };
-    let generated = match &target {
         // A wildcard type is generated whole; keep what was asked for.
-        Target::Only(names) if w.wildcard => generated
+        Target::Only(names) if w.wildcard => snap
+            .resources(&proxy, t, names)
             .into_iter()
             .filter(|g| names.contains(&*g.name))
-            .collect(),
-        _ => generated,
+            .collect::<Vec<_>>()
+            .into(),
+        Target::Only(names) => snap.resources(&proxy, t, names).into(),
     };
 
     // The whole set for this proxy, digested: when it equals what the proxy
     // holds, there is nothing to compare resource by resource.
-    let set_digest = matches!(target, Target::All).then(|| set_digest(&generated));
-    if set_digest.is_some() && set_digest == w.has_digest && !answer_even_if_empty {
+    let all = matches!(target, Target::All);
+    if all && generated.digest() == w.client_has.digest() && !answer_even_if_empty {
         return Vec::new();
     }
 
     let resources: Vec<Resource> = generated
         .iter()
-        .filter(|g| w.client_has.get(&g.name) != Some(&g.digest))
+        .filter(|g| w.client_has.get(&g.name) != Some(g.digest))
         .map(|g| Resource {
             name: g.name.to_string(),
             version: g.version(),
@@ -241,24 +221,19 @@ fn respond(
     // The names are the generated resources' own, so every stream that
     // holds a resource shares one copy of its name.
     let now_has: HashMap<Arc<str>, u64> = generated
-        .into_iter()
+        .iter()
         .map(|g| (g.name.clone(), g.digest))
         .collect();
     let removed: Vec<String> = match target {
         Target::All => w
             .client_has
-            .keys()
+            .names()
             .filter(|k| !now_has.contains_key(*k))
             .map(|k| k.to_string())
             .collect(),
         Target::Only(_) => Vec::new(),
     };
     if resources.is_empty() && removed.is_empty() && !answer_even_if_empty {
-        if let Some(w) = state.watches.get_mut(t) {
-            if set_digest.is_some() {
-                w.has_digest = set_digest;
-            }
-        }
         return Vec::new();
     }
 
@@ -270,15 +245,14 @@ fn respond(
     let Some(w) = state.watches.get_mut(t) else {
         return Vec::new();
     };
-    if set_digest.is_some() {
+    if all {
         // A full response leaves the proxy holding exactly this set.
-        w.client_has = now_has;
+        w.client_has = now_has.into_iter().collect();
     } else {
-        w.client_has.extend(now_has);
+        for (name, version) in now_has {
+            w.client_has.insert(name, version);
+        }
     }
-    // After a partial response the proxy's set is no longer one a full
-    // response gave; the next full push compares resource by resource.
-    w.has_digest = set_digest;
     w.earlier_parts = nonces[..nonces.len() - 1].to_vec();
     w.nonce_sent = nonces[nonces.len() - 1].clone();
     w.version_sent = snap.version.to_string();

@@ -2,7 +2,7 @@
 //! per resource type, what it subscribed to, was sent and acknowledged.
 //! Shared by the state-of-the-world and delta protocols.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,6 +11,7 @@ use xds_proto::pb::envoy::config::core::v3::Node;
 
 use super::context::PushContext;
 use super::generate::{endpoint_clusters, type_in_scope};
+use super::held::Held;
 use super::identity::SpiffeId;
 use super::proxy::Proxy;
 use crate::push::PushScope;
@@ -45,17 +46,12 @@ pub struct Watch {
     /// Thousands per stream, so the names are shared with the generated
     /// resources and the versions kept as numbers.
     #[serde(skip)]
-    pub client_has: HashMap<Arc<str>, u64>,
+    pub client_has: Held,
     /// Delta only: the nonces of the earlier parts of the last response,
     /// when it was sent in parts (`nonce_sent` is the last part's). A NACK
     /// of any part counts; an ACK counts once the last part's arrives.
     #[serde(skip)]
     pub earlier_parts: Vec<String>,
-    /// Delta only: a digest of the whole set in `client_has`, when it is
-    /// exactly what a full response last gave; lets a push whose set for
-    /// this proxy is unchanged be skipped without comparing per resource.
-    #[serde(skip)]
-    pub has_digest: Option<u64>,
 }
 
 #[derive(Debug, Default)]
