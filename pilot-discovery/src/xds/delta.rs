@@ -7,7 +7,7 @@
 //! changes are applied from every request, whatever its nonce: in delta they
 //! are increments and a skipped one would be lost for good.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tonic::Status;
@@ -17,7 +17,7 @@ use xds_proto::pb::envoy::service::discovery::v3::{
 
 use super::context::{PushContext, ResourceSet};
 use super::generate::{is_known_type, is_wildcard_type};
-use super::held::mix;
+use super::held::{mix, Held};
 use super::intern::intern;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
@@ -218,20 +218,23 @@ fn respond(
             ..Default::default()
         })
         .collect();
-    // The names are the generated resources' own, so every stream that
-    // holds a resource shares one copy of its name.
-    let now_has: HashMap<Arc<str>, u64> = generated
-        .iter()
-        .map(|g| (g.name.clone(), g.digest))
-        .collect();
-    let removed: Vec<String> = match target {
-        Target::All => w
+    // What a full response leaves the proxy holding. The names are the
+    // generated resources' own, so every stream that holds a resource
+    // shares one copy of its name.
+    let now_has: Option<Held> = all.then(|| {
+        generated
+            .iter()
+            .map(|g| (g.name.clone(), g.digest))
+            .collect()
+    });
+    let removed: Vec<String> = match &now_has {
+        Some(now_has) => w
             .client_has
             .names()
-            .filter(|k| !now_has.contains_key(*k))
+            .filter(|k| now_has.get(k).is_none())
             .map(|k| k.to_string())
             .collect(),
-        Target::Only(_) => Vec::new(),
+        None => Vec::new(),
     };
     if resources.is_empty() && removed.is_empty() && !answer_even_if_empty {
         return Vec::new();
@@ -245,12 +248,12 @@ fn respond(
     let Some(w) = state.watches.get_mut(t) else {
         return Vec::new();
     };
-    if all {
-        // A full response leaves the proxy holding exactly this set.
-        w.client_has = now_has.into_iter().collect();
-    } else {
-        for (name, version) in now_has {
-            w.client_has.insert(name, version);
+    match now_has {
+        Some(now_has) => w.client_has = now_has,
+        None => {
+            for g in generated.iter() {
+                w.client_has.insert(g.name.clone(), g.digest);
+            }
         }
     }
     w.earlier_parts = nonces[..nonces.len() - 1].to_vec();
