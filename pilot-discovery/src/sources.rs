@@ -105,9 +105,17 @@ pub fn update_kind(kind: ConfigKind) -> UpdateKind {
 }
 
 pub fn folder_state(folder: &ConfigFolder) -> SourceState {
+    folder_state_with(folder, folder_errors(folder))
+}
+
+fn folder_errors(folder: &ConfigFolder) -> Vec<SourceError> {
+    folder.current_errors().map(SourceError::from).collect()
+}
+
+fn folder_state_with(folder: &ConfigFolder, errors: Vec<SourceError>) -> SourceState {
     SourceState {
         resources: folder.resources().clone(),
-        errors: folder.current_errors().map(SourceError::from).collect(),
+        errors,
         files: folder.files(),
         origin: None,
     }
@@ -153,9 +161,9 @@ pub async fn run_folder(
         );
         // A fix that restores a file's last good contents changes no
         // resource, but clears its errors.
-        let errors: Vec<SourceError> = folder.current_errors().map(SourceError::from).collect();
+        let errors = folder_errors(&folder);
         if reload.is_changed() || errors != state.borrow().errors {
-            state.send_replace(Arc::new(folder_state(&folder)));
+            state.send_replace(Arc::new(folder_state_with(&folder, errors)));
         }
         let kinds: Vec<UpdateKind> = reload.changed.iter().map(|k| update_kind(k.kind)).collect();
         if !send_events(kinds, &events, &metrics).await {

@@ -41,12 +41,8 @@ impl Changes {
         if self.rescan {
             return;
         }
-        if event.need_rescan() || event.paths.is_empty() {
-            self.rescan = true;
-        } else {
-            self.paths.extend(event.paths.iter().cloned());
-        }
-        if self.rescan || self.paths.len() > MAX_PATHS {
+        self.paths.extend(event.paths.iter().cloned());
+        if event.need_rescan() || event.paths.is_empty() || self.paths.len() > MAX_PATHS {
             *self = Changes::everything();
         }
     }

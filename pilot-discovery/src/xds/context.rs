@@ -375,18 +375,22 @@ spec:
         local_proxy("127.0.0.1", ns)
     }
 
+    /// Every type the context caches; routes are asked for by route name,
+    /// the others by cluster name.
+    const TYPES: [&str; 4] = [
+        type_url::CLUSTER,
+        type_url::LISTENER,
+        type_url::ENDPOINT,
+        type_url::ROUTE,
+    ];
+
     #[test]
     fn cached_resources_equal_fresh_ones_and_are_shared() {
         let snap = Arc::new(snapshot_of(MESH));
         let ctx = PushContext::new(snap.clone());
         let names = BTreeSet::from(["outbound|80||a.shop.svc.cluster.local".to_string()]);
         let routes = BTreeSet::from(["80".to_string()]);
-        for t in [
-            type_url::CLUSTER,
-            type_url::LISTENER,
-            type_url::ENDPOINT,
-            type_url::ROUTE,
-        ] {
+        for t in TYPES {
             let wanted = if t == type_url::ROUTE {
                 &routes
             } else {
@@ -418,12 +422,7 @@ spec:
         let cluster = crate::xds::intern::intern("outbound|80||a.shop.svc.cluster.local");
         let names = BTreeSet::from([cluster.clone()]);
         let routes = BTreeSet::from([crate::xds::intern::intern("80")]);
-        for t in [
-            type_url::CLUSTER,
-            type_url::LISTENER,
-            type_url::ENDPOINT,
-            type_url::ROUTE,
-        ] {
+        for t in TYPES {
             let wanted = if t == type_url::ROUTE {
                 &routes
             } else {
