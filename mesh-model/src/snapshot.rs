@@ -20,7 +20,9 @@ pub struct MeshSnapshot {
     /// The DNS domain (`cluster.local`) short names are resolved in.
     pub domain: String,
     pub services: BTreeMap<Hostname, Arc<Service>>,
-    pub endpoints: BTreeMap<Hostname, Vec<Endpoint>>,
+    /// Sorted by address, then port. Shared, so a snapshot rebuilt after a
+    /// change keeps the lists of every service the change left alone.
+    pub endpoints: BTreeMap<Hostname, Arc<Vec<Endpoint>>>,
     /// In Istio's precedence: oldest first, then by name, then namespace.
     pub virtual_services: Vec<Arc<Config<VirtualService>>>,
     /// Keyed by the resolved host of each rule.
@@ -117,14 +119,32 @@ impl SnapshotChange {
     }
 }
 
+/// Equal shared values. A snapshot rebuilt after a change holds the same
+/// `Arc` for everything the change left alone, so most comparisons end at
+/// the pointer instead of walking the whole value.
+fn same<T: PartialEq + ?Sized>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+fn same_lists<T: PartialEq>(a: &[Arc<T>], b: &[Arc<T>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+}
+
+fn same_maps<K: Eq, T: PartialEq>(a: &BTreeMap<K, Arc<T>>, b: &BTreeMap<K, Arc<T>>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+}
+
 /// The keys whose values differ between `new` and `old`, or that only one has.
 fn changed_keys<K: Ord + Clone, V: PartialEq>(
-    new: &BTreeMap<K, V>,
-    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, Arc<V>>,
+    old: &BTreeMap<K, Arc<V>>,
 ) -> BTreeSet<K> {
     let mut out: BTreeSet<K> = new
         .iter()
-        .filter(|(k, v)| old.get(k) != Some(v))
+        .filter(|(k, v)| !old.get(k).is_some_and(|o| same(o, v)))
         .map(|(k, _)| k.clone())
         .collect();
     out.extend(old.keys().filter(|k| !new.contains_key(k)).cloned());
@@ -136,11 +156,11 @@ impl MeshSnapshot {
     /// listed per service so a push can send only the affected endpoints.
     pub fn changes_since(&self, old: &MeshSnapshot) -> SnapshotChange {
         let config = self.domain != old.domain
-            || self.services != old.services
-            || self.virtual_services != old.virtual_services
-            || self.destination_rules != old.destination_rules
-            || self.sidecars != old.sidecars
-            || self.gateways != old.gateways;
+            || !same_maps(&self.services, &old.services)
+            || !same_lists(&self.virtual_services, &old.virtual_services)
+            || !same_maps(&self.destination_rules, &old.destination_rules)
+            || !same_lists(&self.sidecars, &old.sidecars)
+            || !same_lists(&self.gateways, &old.gateways);
         SnapshotChange {
             config,
             endpoints: changed_keys(&self.endpoints, &old.endpoints),
@@ -155,7 +175,7 @@ impl MeshSnapshot {
     pub fn endpoints(&self, host: &Hostname) -> &[Endpoint] {
         self.endpoints
             .get(host)
-            .map(Vec::as_slice)
+            .map(|eps| eps.as_slice())
             .unwrap_or_default()
     }
 
@@ -281,13 +301,21 @@ mod tests {
         let a = Hostname::new("a.default.svc.cluster.local");
         let b = Hostname::new("b.default.svc.cluster.local");
         let mut old = MeshSnapshot::default();
-        old.endpoints.insert(a.clone(), vec![endpoint("10.0.0.1")]);
-        old.endpoints.insert(b.clone(), vec![endpoint("10.0.0.2")]);
+        old.endpoints
+            .insert(a.clone(), Arc::new(vec![endpoint("10.0.0.1")]));
+        old.endpoints
+            .insert(b.clone(), Arc::new(vec![endpoint("10.0.0.2")]));
 
         let mut new = old.clone();
         assert!(new.changes_since(&old).is_empty());
 
-        new.endpoints.insert(a.clone(), vec![endpoint("10.0.0.9")]);
+        // An equal list that is not the same `Arc` is no change.
+        new.endpoints
+            .insert(b.clone(), Arc::new(vec![endpoint("10.0.0.2")]));
+        assert!(new.changes_since(&old).is_empty());
+
+        new.endpoints
+            .insert(a.clone(), Arc::new(vec![endpoint("10.0.0.9")]));
         let change = new.changes_since(&old);
         assert!(!change.config);
         assert_eq!(change.endpoints, BTreeSet::from([a.clone()]));

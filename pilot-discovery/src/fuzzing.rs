@@ -359,7 +359,7 @@ fn contexts() -> &'static [Arc<MeshSnapshot>; 2] {
             .endpoints
             .get_mut(&Hostname::from("a.shop.svc.cluster.local"))
         {
-            eps.truncate(1);
+            Arc::make_mut(eps).truncate(1);
         }
         [Arc::new(first), Arc::new(second)]
     })

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::configdir::{Changes, ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
-use crate::registry::build_snapshot;
+use crate::registry::{build_snapshot_with, Conversions};
 use crate::resource::Resource;
 
 /// A problem a source reports about one of its inputs.
@@ -75,17 +75,18 @@ impl SourceSet {
     }
 
     /// A snapshot of everything the sources hold right now, replacing
-    /// `previous`.
+    /// `previous`; `conversions` carries work over from the last build.
     pub fn build(
         &self,
         version: u64,
         domain: &str,
         previous: Option<&MeshSnapshot>,
+        conversions: &mut Conversions,
     ) -> MeshSnapshot {
         let states = self.current();
         let maps: Vec<&BTreeMap<ConfigKey, Resource>> =
             states.iter().map(|s| &s.resources).collect();
-        build_snapshot(version, domain, &maps, previous)
+        build_snapshot_with(version, domain, &maps, previous, conversions)
     }
 }
 

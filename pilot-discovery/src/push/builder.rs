@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::{Merged, PushScope};
 use crate::metrics::Metrics;
 use crate::problems::{self, Listed};
+use crate::registry::Conversions;
 use crate::sources::SourceSet;
 use crate::xds::hub::XdsHub;
 
@@ -16,6 +17,8 @@ pub struct SnapshotBuilder {
     domain: String,
     sources: SourceSet,
     current: Arc<MeshSnapshot>,
+    /// What the last build converted, for the next to reuse.
+    conversions: Conversions,
     metrics: Metrics,
     /// What `/debug/configz` lists of the current snapshot's problems.
     problems: watch::Sender<Arc<Vec<Listed>>>,
@@ -29,12 +32,14 @@ impl SnapshotBuilder {
         metrics: Metrics,
         problems: watch::Sender<Arc<Vec<Listed>>>,
     ) -> Self {
-        let current = Arc::new(sources.build(1, &domain, None));
+        let mut conversions = Conversions::default();
+        let current = Arc::new(sources.build(1, &domain, None, &mut conversions));
         log_snapshot(&current);
         let builder = SnapshotBuilder {
             domain,
             sources,
             current,
+            conversions,
             metrics,
             problems,
         };
@@ -50,9 +55,12 @@ impl SnapshotBuilder {
     /// changed nothing in the model (say, a comment edited, or an edit
     /// rejected in favour of the last good version) pushes nothing.
     pub fn on_burst(&mut self, merged: Merged, hub: &XdsHub) {
-        let next = self
-            .sources
-            .build(self.current.version + 1, &self.domain, Some(&self.current));
+        let next = self.sources.build(
+            self.current.version + 1,
+            &self.domain,
+            Some(&self.current),
+            &mut self.conversions,
+        );
         let problems_changed = next.problems != self.current.problems;
         if problems_changed {
             self.report(Some(&self.current), &next);
@@ -87,7 +95,7 @@ fn log_snapshot(snap: &MeshSnapshot) {
     tracing::info!(
         version = snap.version,
         services = snap.services.len(),
-        endpoints = snap.endpoints.values().map(Vec::len).sum::<usize>(),
+        endpoints = snap.endpoints.values().map(|e| e.len()).sum::<usize>(),
         virtual_services = snap.virtual_services.len(),
         destination_rules = snap.destination_rules.len(),
         problems = snap.problems.len(),

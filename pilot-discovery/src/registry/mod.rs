@@ -1,5 +1,6 @@
 //! Builds the platform-independent snapshot from the resources of all sources.
 
+mod conversions;
 mod destination_rules;
 pub mod kube;
 mod ports;
@@ -15,6 +16,8 @@ use mesh_model::{Config, ConfigKey, MeshSnapshot};
 
 use crate::resource::Resource;
 
+pub use conversions::Conversions;
+
 /// Builds one immutable snapshot from every resource in force, source by
 /// source. A key held by two sources is read from the first that holds it.
 /// `previous`, the snapshot this one replaces, holds the last good version
@@ -24,6 +27,24 @@ pub fn build_snapshot(
     domain: &str,
     sources: &[&BTreeMap<ConfigKey, Resource>],
     previous: Option<&MeshSnapshot>,
+) -> MeshSnapshot {
+    build_snapshot_with(
+        version,
+        domain,
+        sources,
+        previous,
+        &mut Conversions::default(),
+    )
+}
+
+/// [`build_snapshot`], reusing what the last build that used `conversions`
+/// converted wherever its inputs are unchanged. The result is the same.
+pub fn build_snapshot_with(
+    version: u64,
+    domain: &str,
+    sources: &[&BTreeMap<ConfigKey, Resource>],
+    previous: Option<&MeshSnapshot>,
+    conversions: &mut Conversions,
 ) -> MeshSnapshot {
     let mut snap = MeshSnapshot {
         version,
@@ -56,6 +77,7 @@ pub fn build_snapshot(
         }
     }
     // Services and rules are combined oldest first, as Istio combines them.
+    conversions.begin(domain);
     let mut defined = Vec::new();
     let mut virtual_services = Vec::new();
     let mut destination_rules = Vec::new();
@@ -64,12 +86,12 @@ pub fn build_snapshot(
             Resource::ServiceEntry(se) => {
                 let candidates = workload_entries.candidates(se);
                 let precedence = owned(se.meta.precedence());
-                for (svc, eps) in serviceentry::convert(se, candidates, domain) {
-                    defined.push((precedence.clone(), svc, eps));
+                for (svc, eps) in conversions.convert(se, candidates) {
+                    defined.push((precedence.clone(), svc.clone(), eps.clone()));
                 }
             }
             Resource::KubeService(ks) => {
-                if let Some((svc, eps)) = kube::convert_service(ks, domain) {
+                if let Some((svc, mut eps)) = kube::convert_service(ks, domain) {
                     let m = &ks.metadata;
                     let created = m.creation_timestamp.as_ref().map(|t| t.0.to_string());
                     let precedence = owned((
@@ -77,7 +99,8 @@ pub fn build_snapshot(
                         m.name.as_deref().unwrap_or_default(),
                         m.namespace.as_deref().unwrap_or_default(),
                     ));
-                    defined.push((precedence, svc, eps));
+                    conversions::sort_endpoints(&mut eps);
+                    defined.push((precedence, Arc::new(svc), Arc::new(eps)));
                 }
             }
             Resource::VirtualService(vs) => virtual_services.push(vs.clone()),
@@ -92,6 +115,7 @@ pub fn build_snapshot(
             | Resource::Namespace(_) => {}
         }
     }
+    conversions.finish();
     let mut problems = Vec::new();
     defined.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, svc, eps) in defined {
@@ -119,13 +143,15 @@ pub fn build_snapshot(
         )
         .collect::<Vec<_>>();
     for ep in converted {
-        snap.endpoints
-            .entry(ep.service.clone())
-            .or_default()
-            .push(ep);
+        let eps = snap.endpoints.entry(ep.service.clone()).or_default();
+        Arc::make_mut(eps).push(ep);
     }
+    // Lists taken whole from one conversion are sorted already; only those
+    // merged or added to here need it.
     for eps in snap.endpoints.values_mut() {
-        eps.sort_by(|a, b| (&a.address, a.port).cmp(&(&b.address, b.port)));
+        if !conversions::endpoints_sorted(eps) {
+            conversions::sort_endpoints(Arc::make_mut(eps).as_mut_slice());
+        }
     }
     snap
 }
@@ -135,12 +161,14 @@ pub fn build_snapshot(
 /// at every entry in the mesh.
 #[derive(Default)]
 struct WorkloadIndex<'a> {
-    by_namespace: BTreeMap<&'a str, Vec<&'a Config<WorkloadEntry>>>,
-    by_label: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Config<WorkloadEntry>>>,
+    by_namespace: BTreeMap<&'a str, Vec<Workload<'a>>>,
+    by_label: BTreeMap<(&'a str, &'a str, &'a str), Vec<Workload<'a>>>,
 }
 
+type Workload<'a> = &'a Arc<Config<WorkloadEntry>>;
+
 impl<'a> WorkloadIndex<'a> {
-    fn add(&mut self, we: &'a Config<WorkloadEntry>) {
+    fn add(&mut self, we: Workload<'a>) {
         let ns = we.meta.namespace.as_str();
         self.by_namespace.entry(ns).or_default().push(we);
         for (k, v) in &we.spec.labels {
@@ -153,7 +181,7 @@ impl<'a> WorkloadIndex<'a> {
 
     /// A superset of the entries `se` selects; `convert` applies the whole
     /// selector.
-    fn candidates<'s>(&'s self, se: &'s Config<ServiceEntry>) -> &'s [&'a Config<WorkloadEntry>] {
+    fn candidates<'s>(&'s self, se: &'s Config<ServiceEntry>) -> &'s [Workload<'a>] {
         let ns = se.meta.namespace.as_str();
         let first_label = se
             .spec

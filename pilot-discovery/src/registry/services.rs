@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use mesh_model::{ConfigKind, Endpoint, MeshSnapshot, Problem, Service, Severity};
+use mesh_model::{ConfigKind, Endpoint, Hostname, MeshSnapshot, Problem, Service, Severity};
 
 fn is_kubernetes(s: &Service) -> bool {
     s.origin.kind == ConfigKind::Service
@@ -19,17 +19,14 @@ fn is_kubernetes(s: &Service) -> bool {
 /// already there.
 pub fn insert(
     snap: &mut MeshSnapshot,
-    svc: Service,
-    endpoints: Vec<Endpoint>,
+    svc: Arc<Service>,
+    endpoints: Arc<Vec<Endpoint>>,
     problems: &mut Vec<Problem>,
 ) {
     let host = svc.hostname.clone();
     let Some(existing) = snap.services.get(&host).cloned() else {
-        snap.endpoints
-            .entry(host.clone())
-            .or_default()
-            .extend(endpoints);
-        snap.services.insert(host, Arc::new(svc));
+        add_endpoints(snap, &host, endpoints);
+        snap.services.insert(host, svc);
         return;
     };
     let conflict = |loser: &Service, message: String| Problem {
@@ -48,7 +45,7 @@ pub fn insert(
             ),
         ));
         snap.endpoints.insert(host.clone(), endpoints);
-        snap.services.insert(host, Arc::new(svc));
+        snap.services.insert(host, svc);
         return;
     }
     let mergeable = !is_kubernetes(&svc)
@@ -95,11 +92,19 @@ pub fn insert(
             }),
         }
     }
-    snap.endpoints
-        .entry(host.clone())
-        .or_default()
-        .extend(endpoints);
+    add_endpoints(snap, &host, endpoints);
     snap.services.insert(host, Arc::new(merged));
+}
+
+/// Joins `endpoints` to those `host` has. The first list is kept as it is,
+/// shared with the conversion it came from.
+fn add_endpoints(snap: &mut MeshSnapshot, host: &Hostname, endpoints: Arc<Vec<Endpoint>>) {
+    match snap.endpoints.get_mut(host) {
+        Some(eps) => Arc::make_mut(eps).extend(endpoints.iter().cloned()),
+        None => {
+            snap.endpoints.insert(host.clone(), endpoints);
+        }
+    }
 }
 
 fn describe(s: &Service) -> String {
