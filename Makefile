@@ -49,7 +49,7 @@ test: tools kube-tools build
 ## bench: benchmarks on a release build with real processes; rewrites their sections of BENCHMARKS.md
 bench: tools
 	$(CARGO) build --release --workspace --bins
-	$(CARGO) bench -p pilot-discovery --bench generate
+	$(CARGO) bench -p pilot-discovery --bench generate --bench rebuild
 	$(CARGO) run --release --quiet -p integration-tests --bin agent_bench -- --runs 5 --out BENCHMARKS.md
 	$(CARGO) run --release --quiet -p integration-tests --bin xds_bench -- --runs 3 --out BENCHMARKS.md --criterion target/criterion
 

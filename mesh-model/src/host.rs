@@ -1,3 +1,4 @@
+use std::borrow::Borrow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,25 @@ impl Hostname {
         }
     }
 
+    /// [`Hostname::resolve`] without allocating where it can be helped:
+    /// the name as written, or written out into `buffer`. For lookups, by
+    /// way of `Borrow<str>`, in loops over every resource.
+    pub fn resolve_in<'a>(
+        host: &'a str,
+        namespace: &str,
+        domain: &str,
+        buffer: &'a mut String,
+    ) -> &'a str {
+        if host.contains('.') || host == "*" {
+            return host;
+        }
+        buffer.clear();
+        for part in [host, ".", namespace, ".svc.", domain] {
+            buffer.push_str(part);
+        }
+        buffer
+    }
+
     /// The Kubernetes-style short forms of this hostname, if it is
     /// `name.namespace.svc.<domain>`: `(name, namespace)`.
     pub fn kubernetes_parts(&self, domain: &str) -> Option<(&str, &str)> {
@@ -39,6 +59,14 @@ impl Hostname {
             return None;
         }
         Some((name, namespace))
+    }
+}
+
+/// Lookups by `&str` in maps keyed by `Hostname`: the two order, compare
+/// and hash alike, as a `Hostname` is its `String`.
+impl Borrow<str> for Hostname {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -68,6 +96,18 @@ mod tests {
             Hostname::resolve("api.example.com", "prod", "cluster.local").as_str(),
             "api.example.com"
         );
+    }
+
+    #[test]
+    fn resolving_into_a_buffer_gives_the_same_names() {
+        let mut buffer = String::from("left over");
+        for host in ["reviews", "api.example.com", "*", "a"] {
+            let resolved = Hostname::resolve(host, "prod", "cluster.local");
+            let found = Hostname::resolve_in(host, "prod", "cluster.local", &mut buffer);
+            assert_eq!(found, resolved.as_str());
+            let map = std::collections::BTreeMap::from([(resolved, ())]);
+            assert!(map.contains_key(found), "{host}: a &str finds its Hostname");
+        }
     }
 
     #[test]

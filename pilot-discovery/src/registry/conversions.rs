@@ -7,14 +7,17 @@
 //! conversion depends only on the entry, the WorkloadEntries it may select
 //! and the domain; sources keep the same `Arc` for a resource until it
 //! changes, so comparing those pointers tells when a kept result still holds.
+//! A namespace whose WorkloadEntries are all the same as last time needs no
+//! look at them at all: its entries' candidates cannot have changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mesh_model::istio::{ServiceEntry, WorkloadEntry};
 use mesh_model::{Config, Endpoint, Service};
 
 use super::serviceentry;
+use super::workload_index::{Workload, WorkloadIndex};
 
 /// One host of a ServiceEntry: its service and its endpoints, sorted by
 /// address and port as the snapshot keeps them.
@@ -30,6 +33,10 @@ pub struct Conversions {
     /// What the build under way has used so far; replaces `kept` when it
     /// ends, so entries that are gone are dropped with the build.
     used: HashMap<usize, Record>,
+    /// The WorkloadEntries of each namespace in the last build.
+    workloads: HashMap<String, Vec<Arc<Config<WorkloadEntry>>>>,
+    /// The namespaces whose WorkloadEntries are the same in this build.
+    unchanged: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -40,7 +47,7 @@ struct Record {
 }
 
 impl Record {
-    fn holds_for(&self, candidates: &[&Arc<Config<WorkloadEntry>>]) -> bool {
+    fn holds_for(&self, candidates: &[Workload<'_>]) -> bool {
         self.candidates.len() == candidates.len()
             && self
                 .candidates
@@ -51,32 +58,57 @@ impl Record {
 }
 
 impl Conversions {
-    /// Starts a build in `domain`. A different domain resolves every host
-    /// differently, so nothing kept holds.
-    pub fn begin(&mut self, domain: &str) {
+    /// Starts a build in `domain` over `workloads`. A different domain
+    /// resolves every host differently, so nothing kept holds.
+    pub fn begin(&mut self, domain: &str, workloads: &WorkloadIndex<'_>) {
         if self.domain != domain {
             self.domain = domain.to_string();
             self.kept.clear();
         }
         self.used.clear();
+        self.unchanged.clear();
+        let mut last = std::mem::take(&mut self.workloads);
+        for (namespace, entries) in workloads.namespaces() {
+            let same = last.remove(namespace).filter(|kept| {
+                kept.len() == entries.len()
+                    && kept.iter().zip(entries).all(|(k, e)| Arc::ptr_eq(k, e))
+            });
+            let kept = match same {
+                Some(kept) => {
+                    self.unchanged.insert(namespace.to_string());
+                    kept
+                }
+                None => entries.iter().map(|e| Arc::clone(e)).collect(),
+            };
+            self.workloads.insert(namespace.to_string(), kept);
+        }
     }
 
-    /// The services and endpoints of `entry`, given `candidates`, a superset
-    /// of the WorkloadEntries it selects: kept from the last build when
-    /// neither changed, converted otherwise.
-    pub fn convert(
+    /// The services and endpoints of `entry`: kept from the last build when
+    /// neither it nor the WorkloadEntries it may select changed, converted
+    /// otherwise.
+    pub fn convert<'a>(
         &mut self,
-        entry: &Arc<Config<ServiceEntry>>,
-        candidates: &[&Arc<Config<WorkloadEntry>>],
+        entry: &'a Arc<Config<ServiceEntry>>,
+        workloads: &WorkloadIndex<'a>,
     ) -> &[Converted] {
         let key = Arc::as_ptr(entry) as usize;
+        let same_workloads = self.unchanged.contains(entry.meta.namespace.as_str());
         let record = match self.kept.remove(&key) {
-            Some(r) if Arc::ptr_eq(&r.entry, entry) && r.holds_for(candidates) => r,
-            _ => Record {
-                entry: entry.clone(),
-                candidates: candidates.iter().map(|c| Arc::clone(c)).collect(),
-                hosts: convert(entry, candidates, &self.domain),
-            },
+            Some(r)
+                if Arc::ptr_eq(&r.entry, entry)
+                    && (same_workloads || r.holds_for(workloads.candidates(entry))) =>
+            {
+                r
+            }
+            _ => {
+                let candidates = workloads.candidates(entry);
+                Record {
+                    entry: entry.clone(),
+                    candidates: candidates.iter().map(|c| Arc::clone(c)).collect(),
+                    hosts: convert(entry, candidates, &self.domain),
+                }
+            }
         };
         &self.used.entry(key).or_insert(record).hosts
     }
@@ -94,7 +126,7 @@ impl Conversions {
 
 fn convert(
     entry: &Config<ServiceEntry>,
-    candidates: &[&Arc<Config<WorkloadEntry>>],
+    candidates: &[Workload<'_>],
     domain: &str,
 ) -> Vec<Converted> {
     let candidates: Vec<&Config<WorkloadEntry>> = candidates.iter().map(|c| c.as_ref()).collect();

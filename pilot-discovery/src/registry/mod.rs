@@ -7,14 +7,15 @@ mod ports;
 mod serviceentry;
 mod services;
 mod virtual_services;
+mod workload_index;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mesh_model::istio::{ServiceEntry, WorkloadEntry};
-use mesh_model::{Config, ConfigKey, MeshSnapshot};
+use mesh_model::{ConfigKey, MeshSnapshot};
 
 use crate::resource::Resource;
+use workload_index::WorkloadIndex;
 
 pub use conversions::Conversions;
 
@@ -77,16 +78,15 @@ pub fn build_snapshot_with(
         }
     }
     // Services and rules are combined oldest first, as Istio combines them.
-    conversions.begin(domain);
+    conversions.begin(domain, &workload_entries);
     let mut defined = Vec::new();
     let mut virtual_services = Vec::new();
     let mut destination_rules = Vec::new();
     for r in resources() {
         match r {
             Resource::ServiceEntry(se) => {
-                let candidates = workload_entries.candidates(se);
                 let precedence = owned(se.meta.precedence());
-                for (svc, eps) in conversions.convert(se, candidates) {
+                for (svc, eps) in conversions.convert(se, &workload_entries) {
                     defined.push((precedence.clone(), svc.clone(), eps.clone()));
                 }
             }
@@ -154,46 +154,6 @@ pub fn build_snapshot_with(
         }
     }
     snap
-}
-
-/// WorkloadEntries by namespace, and by namespace and label, so each
-/// ServiceEntry looks only at entries that can match its selector instead of
-/// at every entry in the mesh.
-#[derive(Default)]
-struct WorkloadIndex<'a> {
-    by_namespace: BTreeMap<&'a str, Vec<Workload<'a>>>,
-    by_label: BTreeMap<(&'a str, &'a str, &'a str), Vec<Workload<'a>>>,
-}
-
-type Workload<'a> = &'a Arc<Config<WorkloadEntry>>;
-
-impl<'a> WorkloadIndex<'a> {
-    fn add(&mut self, we: Workload<'a>) {
-        let ns = we.meta.namespace.as_str();
-        self.by_namespace.entry(ns).or_default().push(we);
-        for (k, v) in &we.spec.labels {
-            self.by_label
-                .entry((ns, k.as_str(), v.as_str()))
-                .or_default()
-                .push(we);
-        }
-    }
-
-    /// A superset of the entries `se` selects; `convert` applies the whole
-    /// selector.
-    fn candidates<'s>(&'s self, se: &'s Config<ServiceEntry>) -> &'s [Workload<'a>] {
-        let ns = se.meta.namespace.as_str();
-        let first_label = se
-            .spec
-            .workload_selector
-            .as_ref()
-            .and_then(|s| s.labels.iter().next());
-        let found = match first_label {
-            Some((k, v)) => self.by_label.get(&(ns, k.as_str(), v.as_str())),
-            None => self.by_namespace.get(ns),
-        };
-        found.map(Vec::as_slice).unwrap_or_default()
-    }
 }
 
 /// A [`mesh_model::ConfigMeta::precedence`] key that outlives its

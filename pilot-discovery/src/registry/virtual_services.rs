@@ -84,36 +84,41 @@ fn dangling_subsets(
     destination_rules: &BTreeMap<Hostname, Arc<Config<DestinationRule>>>,
     domain: &str,
 ) -> Vec<(String, Hostname, String)> {
+    // Where each destination sits, as (protocol, rule, route); `None`
+    // for an HTTP mirror. Written out only for the few that dangle: this
+    // runs over every VirtualService on every rebuild.
     let spec = &vs.spec;
     let http = spec.http.iter().enumerate().flat_map(|(i, r)| {
-        let routes = r.route.iter().enumerate().map(move |(j, d)| {
-            (
-                format!("spec.http[{i}].route[{j}].destination.subset"),
-                &d.destination,
-            )
-        });
-        let mirror = r
-            .mirror
+        let routes = r
+            .route
             .iter()
-            .map(move |d| (format!("spec.http[{i}].mirror.subset"), d));
+            .enumerate()
+            .map(move |(j, d)| (("http", i, Some(j)), &d.destination));
+        let mirror = r.mirror.iter().map(move |d| (("http", i, None), d));
         routes.chain(mirror)
     });
     let tcp = spec.tcp.iter().enumerate().flat_map(|(i, r)| {
-        r.route.iter().enumerate().map(move |(j, d)| {
-            (
-                format!("spec.tcp[{i}].route[{j}].destination.subset"),
-                &d.destination,
-            )
-        })
+        r.route
+            .iter()
+            .enumerate()
+            .map(move |(j, d)| (("tcp", i, Some(j)), &d.destination))
     });
+    let mut buffer = String::new();
     http.chain(tcp)
         .filter(|(_, d)| !d.subset.is_empty())
-        .filter_map(|(field, d)| {
-            let host = Hostname::resolve(&d.host, &vs.meta.namespace, domain);
+        .filter_map(|((protocol, i, j), d)| {
+            let host = Hostname::resolve_in(&d.host, &vs.meta.namespace, domain, &mut buffer);
             let defined = destination_rules
-                .get(&host)
+                .get(host)
                 .is_some_and(|dr| dr.spec.subsets.iter().any(|s| s.name == d.subset));
-            (!defined).then(|| (field, host, d.subset.clone()))
+            (!defined).then(|| {
+                let host = Hostname::new(host);
+                let field = match j {
+                    Some(j) => format!("spec.{protocol}[{i}].route[{j}].destination.subset"),
+                    None => format!("spec.{protocol}[{i}].mirror.subset"),
+                };
+                (field, host, d.subset.clone())
+            })
         })
         .collect()
 }
