@@ -11,7 +11,7 @@ use xds_proto::type_url;
 use mesh_model::{Hostname, NodeType};
 
 use super::intern::intern;
-use super::names::ClusterName;
+use super::names::outbound_cluster_name;
 use super::proxy::Proxy;
 use super::{cds, eds, inbound, lds, rds};
 
@@ -86,9 +86,9 @@ pub fn endpoint_clusters(snap: &MeshSnapshot, hosts: &BTreeSet<Hostname>) -> Vec
             .map(|r| r.spec.subsets.as_slice())
             .unwrap_or_default();
         for port in &svc.ports {
-            out.push(ClusterName::outbound(port.port, "", host).to_string());
+            out.push(outbound_cluster_name(port.port, "", host));
             for s in subsets {
-                out.push(ClusterName::outbound(port.port, &s.name, host).to_string());
+                out.push(outbound_cluster_name(port.port, &s.name, host));
             }
         }
     }

@@ -44,7 +44,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         .filter(|svc| visible.sees(svc))
         .filter(|svc| svc.port(port).is_some_and(|p| p.protocol.is_http()))
         .map(|svc| {
-            let d = domains(svc, port, proxy.namespace(), &snap.domain);
+            let d = domains(svc, name, proxy.namespace(), &snap.domain);
             (svc.as_ref(), d)
         })
         .collect();
@@ -68,7 +68,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
             continue;
         }
         rc.virtual_hosts.push(VirtualHost {
-            name: format!("{}:{port}", svc.hostname),
+            name: with_port(svc.hostname.as_str(), name),
             domains,
             routes: routes(snap, svc, port, proxy),
             ..Default::default()
@@ -156,19 +156,42 @@ const NO_DESTINATION_IN_LOCAL_MODE: &str = "no original destination: this sideca
 
 /// The Host header values that reach a service: the hostname, and for
 /// Kubernetes-style names the shorter forms, each also with `:port`.
-fn domains(svc: &Service, port: u16, proxy_namespace: &str, domain: &str) -> Vec<String> {
-    let mut names = vec![svc.hostname.to_string()];
+///
+/// Built once per service in every route configuration, so each string is
+/// one exact allocation: the short forms are prefixes of the hostname.
+fn domains(svc: &Service, port: &str, proxy_namespace: &str, domain: &str) -> Vec<String> {
+    let host = svc.hostname.as_str();
+    let mut names = [host; 4];
+    let mut count = 1;
     if let Some((name, namespace)) = svc.hostname.kubernetes_parts(domain) {
-        names.push(format!("{name}.{namespace}.svc"));
-        names.push(format!("{name}.{namespace}"));
+        // `name.namespace.svc.<domain>`: `name.namespace` ends here.
+        let end = name.len() + 1 + namespace.len();
+        for prefix in [host.get(..end + ".svc".len()), host.get(..end)]
+            .into_iter()
+            .flatten()
+        {
+            names[count] = prefix;
+            count += 1;
+        }
         if namespace == proxy_namespace {
-            names.push(name.to_string());
+            names[count] = name;
+            count += 1;
         }
     }
-    names
-        .into_iter()
-        .flat_map(|n| [format!("{n}:{port}"), n])
-        .collect()
+    let mut out = Vec::with_capacity(2 * count);
+    for n in &names[..count] {
+        out.push(with_port(n, port));
+        out.push(n.to_string());
+    }
+    out
+}
+
+fn with_port(name: &str, port: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1 + port.len());
+    out.push_str(name);
+    out.push(':');
+    out.push_str(port);
+    out
 }
 
 /// The routes of the first VirtualService (in precedence order) with a route
@@ -200,5 +223,51 @@ impl Hasher for WordHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_model::{ConfigKey, ConfigKind, Hostname};
+
+    fn service(host: &str) -> Service {
+        Service {
+            hostname: Hostname::new(host),
+            namespace: "shop".into(),
+            ports: Vec::new(),
+            resolution: Resolution::ClientSideLb,
+            mesh_external: false,
+            addresses: Vec::new(),
+            origin: ConfigKey {
+                kind: ConfigKind::ServiceEntry,
+                namespace: "shop".into(),
+                name: "s".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn domains_are_the_host_and_its_short_forms_with_and_without_port() {
+        let kube = service("reviews.shop.svc.cluster.local");
+        assert_eq!(
+            domains(&kube, "9080", "shop", "cluster.local"),
+            [
+                "reviews.shop.svc.cluster.local:9080",
+                "reviews.shop.svc.cluster.local",
+                "reviews.shop.svc:9080",
+                "reviews.shop.svc",
+                "reviews.shop:9080",
+                "reviews.shop",
+                "reviews:9080",
+                "reviews",
+            ]
+        );
+        // The bare name only resolves in the service's own namespace.
+        assert_eq!(domains(&kube, "80", "web", "cluster.local").len(), 6);
+        assert_eq!(
+            domains(&service("api.example.com"), "443", "shop", "cluster.local"),
+            ["api.example.com:443", "api.example.com"]
+        );
     }
 }

@@ -22,7 +22,7 @@ use xds_proto::protobuf::UInt32Value;
 
 use super::cluster_policy;
 use super::common::duration;
-use super::names::ClusterName;
+use super::names::{outbound_cluster_name, ClusterName};
 
 pub use matching::prefix_match;
 
@@ -66,7 +66,7 @@ pub fn default_action(cluster: String) -> RouteAction {
 /// Istio's defaults and its DestinationRule's hash key, if it has one.
 pub fn default_route(snap: &MeshSnapshot, host: &Hostname, port: u16) -> Route {
     let policy = cluster_policy::effective(snap, host, "", port);
-    let mut action = default_action(ClusterName::outbound(port, "", host).to_string());
+    let mut action = default_action(outbound_cluster_name(port, "", host));
     action.hash_policy = cluster_policy::hash_policy(&policy);
     Route {
         name: "default".to_string(),
