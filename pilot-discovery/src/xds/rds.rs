@@ -54,16 +54,15 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
     let mut used_domains: HashSet<&str, BuildHasherDefault<WordHasher>> =
         HashSet::with_capacity_and_hasher(total, BuildHasherDefault::default());
     rc.virtual_hosts.reserve(services.len() + 1);
-    let keep: Vec<Vec<bool>> = services
+    let keep: Vec<bool> = services
         .iter()
-        .map(|(_, ds)| ds.iter().map(|d| used_domains.insert(d.as_str())).collect())
+        .flat_map(|(_, ds)| ds.iter())
+        .map(|d| used_domains.insert(d.as_str()))
         .collect();
-    for ((svc, all), keep) in services.into_iter().zip(keep) {
-        let domains: Vec<String> = all
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(d, k)| k.then_some(d))
-            .collect();
+    drop(used_domains);
+    let mut keep = keep.into_iter();
+    for (svc, mut domains) in services {
+        domains.retain(|_| keep.next().unwrap_or(false));
         if domains.is_empty() {
             continue;
         }
