@@ -269,4 +269,48 @@ mod tests {
             ["api.example.com:443", "api.example.com"]
         );
     }
+
+    #[test]
+    fn a_domain_two_services_claim_goes_to_the_first_by_hostname() {
+        // `reviews.shop`, written with a dot, is a host of its own; it is
+        // also a short form of the Kubernetes-style host.
+        let entry = |name: &str, host: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+                 metadata: {{name: {name}, namespace: shop}}\n\
+                 spec:\n  hosts: [{host}]\n  resolution: STATIC\n\
+                 \x20 ports: [{{number: 80, name: http, protocol: HTTP}}]\n\
+                 \x20 endpoints: [{{address: 10.0.0.1}}]\n---\n"
+            )
+        };
+        let snap = crate::registry::tests::snapshot_of(&format!(
+            "{}{}",
+            entry("long", "reviews.shop.svc.cluster.local"),
+            entry("short", "reviews.shop")
+        ));
+        let node = crate::xds::proxy::tests::local_node(
+            "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
+        );
+        let proxy = Proxy::from_node(&node).expect("proxy");
+        let rc = route_configuration(&snap, &proxy, "80");
+        let of = |name: &str| {
+            rc.virtual_hosts
+                .iter()
+                .find(|v| v.name == name)
+                .map(|v| v.domains.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(of("reviews.shop:80"), ["reviews.shop:80", "reviews.shop"]);
+        assert_eq!(
+            of("reviews.shop.svc.cluster.local:80"),
+            [
+                "reviews.shop.svc.cluster.local:80",
+                "reviews.shop.svc.cluster.local",
+                "reviews.shop.svc:80",
+                "reviews.shop.svc",
+                "reviews:80",
+                "reviews",
+            ]
+        );
+    }
 }
