@@ -46,15 +46,9 @@ struct Record {
     hosts: Vec<Converted>,
 }
 
-impl Record {
-    fn holds_for(&self, candidates: &[Workload<'_>]) -> bool {
-        self.candidates.len() == candidates.len()
-            && self
-                .candidates
-                .iter()
-                .zip(candidates)
-                .all(|(kept, now)| Arc::ptr_eq(kept, now))
-    }
+/// Whether `now` holds the very values `kept` does, in the same order.
+fn same_arcs<T>(kept: &[Arc<T>], now: &[&Arc<T>]) -> bool {
+    kept.len() == now.len() && kept.iter().zip(now).all(|(k, n)| Arc::ptr_eq(k, n))
 }
 
 impl Conversions {
@@ -69,10 +63,9 @@ impl Conversions {
         self.unchanged.clear();
         let mut last = std::mem::take(&mut self.workloads);
         for (namespace, entries) in workloads.namespaces() {
-            let same = last.remove(namespace).filter(|kept| {
-                kept.len() == entries.len()
-                    && kept.iter().zip(entries).all(|(k, e)| Arc::ptr_eq(k, e))
-            });
+            let same = last
+                .remove(namespace)
+                .filter(|kept| same_arcs(kept, entries));
             let kept = match same {
                 Some(kept) => {
                     self.unchanged.insert(namespace.to_string());
@@ -97,7 +90,8 @@ impl Conversions {
         let record = match self.kept.remove(&key) {
             Some(r)
                 if Arc::ptr_eq(&r.entry, entry)
-                    && (same_workloads || r.holds_for(workloads.candidates(entry))) =>
+                    && (same_workloads
+                        || same_arcs(&r.candidates, workloads.candidates(entry))) =>
             {
                 r
             }
@@ -129,8 +123,7 @@ fn convert(
     candidates: &[Workload<'_>],
     domain: &str,
 ) -> Vec<Converted> {
-    let candidates: Vec<&Config<WorkloadEntry>> = candidates.iter().map(|c| c.as_ref()).collect();
-    serviceentry::convert(entry, &candidates, domain)
+    serviceentry::convert(entry, candidates, domain)
         .into_iter()
         .map(|(service, mut endpoints)| {
             sort_endpoints(&mut endpoints);

@@ -91,7 +91,7 @@ pub fn build_snapshot_with(
                 }
             }
             Resource::KubeService(ks) => {
-                if let Some((svc, mut eps)) = kube::convert_service(ks, domain) {
+                if let Some((svc, eps)) = kube::convert_service(ks, domain) {
                     let m = &ks.metadata;
                     let created = m.creation_timestamp.as_ref().map(|t| t.0.to_string());
                     let precedence = owned((
@@ -99,7 +99,6 @@ pub fn build_snapshot_with(
                         m.name.as_deref().unwrap_or_default(),
                         m.namespace.as_deref().unwrap_or_default(),
                     ));
-                    conversions::sort_endpoints(&mut eps);
                     defined.push((precedence, Arc::new(svc), Arc::new(eps)));
                 }
             }
@@ -146,8 +145,9 @@ pub fn build_snapshot_with(
         let eps = snap.endpoints.entry(ep.service.clone()).or_default();
         Arc::make_mut(eps).push(ep);
     }
-    // Lists taken whole from one conversion are sorted already; only those
-    // merged or added to here need it.
+    // Lists taken whole from a ServiceEntry's conversion are sorted already;
+    // those of Kubernetes Services, and those merged or added to here, may
+    // need it.
     for eps in snap.endpoints.values_mut() {
         if !conversions::endpoints_sorted(eps) {
             conversions::sort_endpoints(Arc::make_mut(eps).as_mut_slice());

@@ -2,6 +2,8 @@
 //! `serviceentry` controller converts them.
 
 use mesh_model::istio::{Location, ServiceEntry, ServiceEntryResolution, WorkloadEntry};
+
+use super::workload_index::Workload;
 use mesh_model::labels;
 use mesh_model::{
     Config, ConfigKind, Endpoint, HealthStatus, Hostname, Locality, Protocol, Resolution, Service,
@@ -11,7 +13,7 @@ use mesh_model::{
 /// One `Service` per host of the entry, each with its endpoints.
 pub fn convert(
     se: &Config<ServiceEntry>,
-    workload_entries: &[&Config<WorkloadEntry>],
+    workload_entries: &[Workload<'_>],
     domain: &str,
 ) -> Vec<(Service, Vec<Endpoint>)> {
     let spec = &se.spec;
