@@ -24,11 +24,16 @@ impl Hostname {
     /// As in Istio, a name without a dot is a short Kubernetes service name in
     /// the resource's own namespace; anything with a dot is taken as written.
     pub fn resolve(host: &str, namespace: &str, domain: &str) -> Hostname {
-        if host.contains('.') || host == "*" {
+        if Self::is_written_whole(host) {
             Hostname(host.to_string())
         } else {
             Hostname(format!("{host}.{namespace}.svc.{domain}"))
         }
+    }
+
+    /// A name with a dot, or the wildcard, is taken as written.
+    fn is_written_whole(host: &str) -> bool {
+        host.contains('.') || host == "*"
     }
 
     /// [`Hostname::resolve`] without allocating where it can be helped:
@@ -40,7 +45,7 @@ impl Hostname {
         domain: &str,
         buffer: &'a mut String,
     ) -> &'a str {
-        if host.contains('.') || host == "*" {
+        if Self::is_written_whole(host) {
             return host;
         }
         buffer.clear();
