@@ -90,7 +90,7 @@ pub fn outbound_cluster_name(port: u16, subset: &str, host: &Hostname) -> String
 }
 
 /// Appends `port` in decimal, without the formatting machinery.
-pub fn push_port(out: &mut String, port: u16) {
+fn push_port(out: &mut String, port: u16) {
     let mut digits = [0u8; 5];
     let mut start = digits.len();
     let mut rest = port;
