@@ -488,9 +488,10 @@ impl Stream {
             delta::on_request(&mut self.state, &req, &self.ctx).map(|rs| {
                 rs.into_iter()
                     .map(|r| {
-                        let removed: HashSet<_> = r.removed_resources.iter().collect();
+                        let removed: HashSet<&str> =
+                            r.removed_resources.iter().map(String::as_str).collect();
                         assert!(
-                            r.resources.iter().all(|x| !removed.contains(&x.name)),
+                            r.resources.iter().all(|x| !removed.contains(&*x.name)),
                             "a resource both sent and removed"
                         );
                         (r.type_url, r.nonce)

@@ -11,14 +11,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tonic::Status;
-use xds_proto::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
-};
+use xds_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
 use super::context::{PushContext, ResourceSet};
-use super::generate::{is_known_type, is_wildcard_type};
+use super::generate::{is_known_type, is_wildcard_type, Named};
 use super::held::{mix, Held};
 use super::intern::intern;
+use super::response::DeltaResponse;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -37,7 +36,7 @@ pub fn on_request(
     state: &mut ConnState,
     req: &DeltaDiscoveryRequest,
     snap: &PushContext,
-) -> Result<Vec<DeltaDiscoveryResponse>, Status> {
+) -> Result<Vec<DeltaResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
     if !is_known_type(t) {
@@ -144,7 +143,7 @@ pub fn on_request(
 
 /// The responses a push needs, in push order; types with nothing new are
 /// skipped.
-pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse> {
+pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaResponse> {
     state
         .push_plan(&push.scope, &push.snapshot)
         .into_iter()
@@ -181,7 +180,7 @@ fn respond(
     t: &str,
     target: Target,
     answer_even_if_empty: bool,
-) -> Vec<DeltaDiscoveryResponse> {
+) -> Vec<DeltaResponse> {
     let Some(proxy) = state.proxy.clone() else {
         return Vec::new();
     };
@@ -208,15 +207,10 @@ fn respond(
         return Vec::new();
     }
 
-    let resources: Vec<Resource> = generated
+    let resources: Vec<Arc<Named>> = generated
         .iter()
         .filter(|g| w.client_has.get(&g.name) != Some(g.digest))
-        .map(|g| Resource {
-            name: g.name.to_string(),
-            version: g.version(),
-            resource: Some(g.resource.clone()),
-            ..Default::default()
-        })
+        .cloned()
         .collect();
     // What a full response leaves the proxy holding. The names are the
     // generated resources' own, so every stream that holds a resource
@@ -262,28 +256,27 @@ fn respond(
     parts
         .into_iter()
         .zip(nonces)
-        .map(
-            |((resources, removed_resources), nonce)| DeltaDiscoveryResponse {
-                system_version_info: snap.version.to_string(),
-                resources,
-                type_url: t.to_string(),
-                removed_resources,
-                nonce,
-                ..Default::default()
-            },
-        )
+        .map(|((resources, removed_resources), nonce)| DeltaResponse {
+            system_version_info: snap.version.to_string(),
+            resources,
+            type_url: t.to_string(),
+            removed_resources,
+            nonce,
+        })
         .collect()
 }
+
+/// One response's resources and removals.
+type Part = (Vec<Arc<Named>>, Vec<String>);
 
 /// Splits a response's resources into parts of at most [`PART_BYTES`] (a
 /// bigger resource goes alone); the removals ride in the last part. Always
 /// at least one part.
-fn split(resources: Vec<Resource>, removed: Vec<String>) -> Vec<(Vec<Resource>, Vec<String>)> {
-    let mut parts: Vec<(Vec<Resource>, Vec<String>)> = vec![(Vec::new(), Vec::new())];
+fn split(resources: Vec<Arc<Named>>, removed: Vec<String>) -> Vec<Part> {
+    let mut parts: Vec<Part> = vec![(Vec::new(), Vec::new())];
     let mut bytes = 0;
     for r in resources {
-        let size =
-            r.name.len() + r.version.len() + r.resource.as_ref().map_or(0, |a| a.value.len());
+        let size = r.name.len() + r.resource.value.len();
         let started = parts.last().is_some_and(|(rs, _)| !rs.is_empty());
         if started && bytes + size > PART_BYTES {
             parts.push((Vec::new(), Vec::new()));
@@ -304,10 +297,13 @@ fn split(resources: Vec<Resource>, removed: Vec<String>) -> Vec<(Vec<Resource>, 
 mod tests {
     use super::*;
     use crate::push::PushScope;
+    use crate::xds::grpc::Encode;
     use crate::xds::proxy::tests::local_node;
     use mesh_model::Hostname;
+    use prost::Message;
     use std::sync::Arc;
     use tokio::time::Instant;
+    use xds_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
     use xds_proto::pb::google::rpc::Status as RpcStatus;
     use xds_proto::type_url;
 
@@ -335,8 +331,17 @@ mod tests {
         r
     }
 
+    /// The responses to `r`, as the proxy decodes them.
     fn send(c: &mut ConnState, r: &DeltaDiscoveryRequest) -> Vec<DeltaDiscoveryResponse> {
-        on_request(c, r, &snap(1)).expect("request accepted")
+        on_request(c, r, &snap(1))
+            .expect("request accepted")
+            .iter()
+            .map(|out| {
+                let mut buf = Vec::new();
+                out.encode_to(&mut buf);
+                DeltaDiscoveryResponse::decode(buf.as_slice()).expect("decodes")
+            })
+            .collect()
     }
 
     fn names(r: &DeltaDiscoveryResponse) -> Vec<&str> {
@@ -493,10 +498,10 @@ mod tests {
         send(&mut c, &first(type_url::CLUSTER, &[]));
         send(&mut c, &req(type_url::ENDPOINT, &[a], &[], ""));
 
-        let eds = |out: &[DeltaDiscoveryResponse]| {
+        let eds = |out: &[DeltaResponse]| {
             out.iter()
                 .filter(|r| r.type_url == type_url::ENDPOINT)
-                .flat_map(|r| r.resources.iter().map(|r| r.version.clone()))
+                .flat_map(|r| r.resources.iter().map(|r| r.version()))
                 .collect::<Vec<_>>()
         };
         let first_push = on_push(&mut c, &push(ctx(2, 8001), PushScope::Full));
@@ -517,26 +522,24 @@ mod tests {
         assert_eq!(eds(&back), v8001);
     }
 
-    fn resource(name: &str, bytes: usize) -> Resource {
-        Resource {
-            name: name.into(),
-            version: "v".into(),
-            resource: Some(xds_proto::protobuf::Any {
+    fn resource(name: &str, bytes: usize) -> Arc<Named> {
+        Arc::new(Named::new(
+            name,
+            xds_proto::protobuf::Any {
                 type_url: String::new(),
                 value: vec![0; bytes],
-            }),
-            ..Default::default()
-        }
+            },
+        ))
     }
 
     #[test]
     fn big_responses_split_in_order_with_removals_last() {
         let third = PART_BYTES / 3;
-        let rs: Vec<Resource> = (0..7).map(|i| resource(&format!("r{i}"), third)).collect();
+        let rs: Vec<Arc<Named>> = (0..7).map(|i| resource(&format!("r{i}"), third)).collect();
         let parts = split(rs, vec!["gone".into()]);
         let names: Vec<Vec<&str>> = parts
             .iter()
-            .map(|(rs, _)| rs.iter().map(|r| r.name.as_str()).collect())
+            .map(|(rs, _)| rs.iter().map(|r| &*r.name).collect())
             .collect();
         assert_eq!(
             names,

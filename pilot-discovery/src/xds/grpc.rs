@@ -22,6 +22,25 @@ use tokio::sync::mpsc;
 use tonic::codegen::{http, Bytes};
 use tonic::Status;
 
+/// A message a stream writes: Envoy's prost messages, and the responses
+/// written straight from shared resources (`xds/response.rs`).
+pub trait Encode {
+    /// The exact size [`Encode::encode_to`] appends.
+    fn encoded_len(&self) -> usize;
+    fn encode_to(&self, buf: &mut Vec<u8>);
+}
+
+impl<M: Message> Encode for M {
+    fn encoded_len(&self) -> usize {
+        Message::encoded_len(self)
+    }
+
+    fn encode_to(&self, buf: &mut Vec<u8>) {
+        // A Vec grows as needed, so encoding into one cannot run out of room.
+        let _ = self.encode(buf);
+    }
+}
+
 /// The 5-byte prefix of every gRPC message: a compression flag (never set
 /// here) and the length, big-endian.
 const PREFIX: usize = 5;
@@ -111,7 +130,7 @@ pub struct ResponseBody<M> {
     finished: bool,
 }
 
-impl<M: Message> ResponseBody<M> {
+impl<M: Encode> ResponseBody<M> {
     pub fn new(messages: mpsc::Receiver<Result<M, Status>>, max_message_bytes: usize) -> Self {
         ResponseBody {
             messages,
@@ -135,7 +154,7 @@ impl<M: Message> ResponseBody<M> {
 }
 
 /// One message with its gRPC prefix, in a buffer of exactly its size.
-pub fn frame<M: Message>(message: &M, max_message_bytes: usize) -> Result<Bytes, Status> {
+pub fn frame<M: Encode>(message: &M, max_message_bytes: usize) -> Result<Bytes, Status> {
     let len = message.encoded_len();
     let prefix_len = u32::try_from(len)
         .ok()
@@ -148,9 +167,13 @@ pub fn frame<M: Message>(message: &M, max_message_bytes: usize) -> Result<Bytes,
     let mut buf = Vec::with_capacity(PREFIX + len);
     buf.push(0);
     buf.extend_from_slice(&prefix_len.to_be_bytes());
-    message
-        .encode(&mut buf)
-        .map_err(|e| Status::internal(format!("encoding a response: {e}")))?;
+    message.encode_to(&mut buf);
+    if buf.len() != PREFIX + len {
+        return Err(Status::internal(format!(
+            "a response encoded to {} bytes, not the {len} it measured",
+            buf.len() - PREFIX
+        )));
+    }
     Ok(Bytes::from(buf))
 }
 
@@ -165,7 +188,7 @@ fn trailers(status: &Status) -> http::HeaderMap {
     map
 }
 
-impl<M: Message> Body for ResponseBody<M> {
+impl<M: Encode> Body for ResponseBody<M> {
     type Data = Bytes;
     type Error = Status;
 

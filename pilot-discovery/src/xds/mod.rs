@@ -20,6 +20,7 @@ pub mod lds;
 pub mod names;
 pub mod proxy;
 pub mod rds;
+pub mod response;
 mod route;
 pub mod sotw;
 pub mod state;

@@ -12,11 +12,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tonic::Status;
-use xds_proto::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use xds_proto::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::context::PushContext;
 use super::generate::{is_known_type, is_wildcard_type};
 use super::intern::intern;
+use super::response::SotwResponse;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
 
@@ -26,7 +27,7 @@ pub fn on_request(
     state: &mut ConnState,
     req: &DiscoveryRequest,
     snap: &PushContext,
-) -> Result<Vec<DiscoveryResponse>, Status> {
+) -> Result<Vec<SotwResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
     if !is_known_type(t) {
@@ -113,7 +114,7 @@ pub fn on_request(
 /// sent is left out, so a change that does not concern a proxy sends it
 /// nothing. Once clusters are sent, endpoints are sent too, so clusters that
 /// Envoy re-creates finish warming.
-pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
+pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<SotwResponse> {
     let mut clusters_sent = false;
     let mut out = Vec::new();
     for (t, only) in state.push_plan(&push.scope, &push.snapshot) {
@@ -136,7 +137,7 @@ fn respond_with(
     t: &str,
     only: Option<&BTreeSet<Arc<str>>>,
     unless_unchanged: bool,
-) -> Option<DiscoveryResponse> {
+) -> Option<SotwResponse> {
     let proxy = state.proxy.clone()?;
     let w = state.watches.get(t)?;
     let generated = snap.resources(&proxy, t, only.unwrap_or(&w.names));
@@ -149,16 +150,14 @@ fn respond_with(
     let nonce = state.next_nonce(snap.version);
     let w = state.watches.get_mut(t)?;
     w.sent_digest = Some(digest);
-    let resources = generated.iter().map(|n| n.resource.clone()).collect();
     let version = snap.version.to_string();
     w.nonce_sent = nonce.clone();
     w.version_sent = version.clone();
-    Some(DiscoveryResponse {
+    Some(SotwResponse {
         version_info: version,
-        resources,
+        resources: generated,
         type_url: t.to_string(),
         nonce,
-        ..Default::default()
     })
 }
 
@@ -207,12 +206,12 @@ mod tests {
         }
     }
 
-    fn send(c: &mut ConnState, r: &DiscoveryRequest) -> Vec<DiscoveryResponse> {
+    fn send(c: &mut ConnState, r: &DiscoveryRequest) -> Vec<SotwResponse> {
         on_request(c, r, &snap(1)).expect("request accepted")
     }
 
     /// A connected proxy with a CDS watch, and the first CDS response.
-    fn connected() -> (ConnState, DiscoveryResponse) {
+    fn connected() -> (ConnState, SotwResponse) {
         let mut c = ConnState::default();
         let mut first = req(type_url::CLUSTER, &[], "");
         first.node = Some(local_node(NODE));

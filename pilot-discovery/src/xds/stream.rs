@@ -8,14 +8,13 @@ use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
-use xds_proto::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use xds_proto::type_url::short_name;
 
 use super::context::PushContext;
-use super::grpc::Requests;
+use super::grpc::{Encode, Requests};
 use super::hub::{lock, Registration, XdsHub};
+use super::response::{DeltaResponse, SotwResponse};
 use super::state::ConnState;
 use super::{delta, sotw};
 use crate::push::Push;
@@ -23,7 +22,7 @@ use crate::push::Push;
 /// One ADS protocol flavour.
 pub trait Flavour: Send + 'static {
     type Request: Message + Default + Send + Sync + 'static;
-    type Response: Message + Send + Sync + 'static;
+    type Response: Encode + Send + Sync + 'static;
     const NAME: &'static str;
 
     fn on_request(
@@ -41,23 +40,23 @@ pub struct Sotw;
 
 impl Flavour for Sotw {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
+    type Response = SotwResponse;
     const NAME: &'static str = "sotw";
 
     fn on_request(
         state: &mut ConnState,
         req: &DiscoveryRequest,
         snap: &PushContext,
-    ) -> Result<Vec<DiscoveryResponse>, Status> {
+    ) -> Result<Vec<SotwResponse>, Status> {
         sotw::on_request(state, req, snap)
     }
-    fn on_push(state: &mut ConnState, push: &Push) -> Vec<DiscoveryResponse> {
+    fn on_push(state: &mut ConnState, push: &Push) -> Vec<SotwResponse> {
         sotw::on_push(state, push)
     }
     fn nacked_type(req: &DiscoveryRequest) -> Option<&str> {
         req.error_detail.as_ref().map(|_| req.type_url.as_str())
     }
-    fn type_url(resp: &DiscoveryResponse) -> &str {
+    fn type_url(resp: &SotwResponse) -> &str {
         &resp.type_url
     }
 }
@@ -66,23 +65,23 @@ pub struct Delta;
 
 impl Flavour for Delta {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
+    type Response = DeltaResponse;
     const NAME: &'static str = "delta";
 
     fn on_request(
         state: &mut ConnState,
         req: &DeltaDiscoveryRequest,
         snap: &PushContext,
-    ) -> Result<Vec<DeltaDiscoveryResponse>, Status> {
+    ) -> Result<Vec<DeltaResponse>, Status> {
         delta::on_request(state, req, snap)
     }
-    fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaDiscoveryResponse> {
+    fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaResponse> {
         delta::on_push(state, push)
     }
     fn nacked_type(req: &DeltaDiscoveryRequest) -> Option<&str> {
         req.error_detail.as_ref().map(|_| req.type_url.as_str())
     }
-    fn type_url(resp: &DeltaDiscoveryResponse) -> &str {
+    fn type_url(resp: &DeltaResponse) -> &str {
         &resp.type_url
     }
 }
