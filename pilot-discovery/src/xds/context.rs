@@ -107,16 +107,45 @@ struct Shape {
 pub struct Listed {
     items: Vec<Arc<Named>>,
     digest: u64,
+    /// Each resource's version by name, for the delta streams that hold the
+    /// list (`Held`); made the first time one looks a name up.
+    versions: OnceLock<HashMap<Arc<str>, u64>>,
 }
 
 impl Listed {
-    fn new(items: Vec<Arc<Named>>) -> Self {
+    pub fn new(items: Vec<Arc<Named>>) -> Self {
         let digest = set_digest(&items);
-        Listed { items, digest }
+        Listed {
+            items,
+            digest,
+            versions: OnceLock::new(),
+        }
+    }
+
+    pub fn items(&self) -> &[Arc<Named>] {
+        &self.items
+    }
+
+    /// The [`set_digest`] of the list.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The version (digest) of the resource named `name` in the list.
+    pub fn version_of(&self, name: &str) -> Option<u64> {
+        self.versions
+            .get_or_init(|| {
+                self.items
+                    .iter()
+                    .map(|r| (r.name.clone(), r.digest))
+                    .collect()
+            })
+            .get(name)
+            .copied()
     }
 }
 
-type SharedList = Arc<Listed>;
+pub type SharedList = Arc<Listed>;
 
 /// The resources of one type for one proxy: a list shared with the
 /// proxies like it, and the ones only it has.
@@ -135,6 +164,20 @@ impl ResourceSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Named>> {
         self.shared.items.iter().chain(&self.own)
+    }
+
+    pub fn new(shared: SharedList, own: Vec<Arc<Named>>) -> Self {
+        ResourceSet { shared, own }
+    }
+
+    /// The part shared with proxies like this one.
+    pub fn shared(&self) -> &SharedList {
+        &self.shared
+    }
+
+    /// The part only this proxy has.
+    pub fn own(&self) -> &[Arc<Named>] {
+        &self.own
     }
 
     pub fn into_vec(self) -> Vec<Arc<Named>> {

@@ -207,27 +207,22 @@ fn respond(
         return Vec::new();
     }
 
-    let resources: Vec<Arc<Named>> = generated
+    // A proxy still holding the shared list whole needs none of it.
+    let shared: &[Arc<Named>] = if w.client_has.holds_whole(generated.shared()) {
+        &[]
+    } else {
+        generated.shared().items()
+    };
+    let resources: Vec<Arc<Named>> = shared
         .iter()
+        .chain(generated.own())
         .filter(|g| w.client_has.get(&g.name) != Some(g.digest))
         .cloned()
         .collect();
-    // What a full response leaves the proxy holding. The names are the
-    // generated resources' own, so every stream that holds a resource
-    // shares one copy of its name.
-    let now_has: Option<Held> = all.then(|| {
-        generated
-            .iter()
-            .map(|g| (g.name.clone(), g.digest))
-            .collect()
-    });
+    // What a full response leaves the proxy holding.
+    let now_has: Option<Held> = all.then(|| Held::from_set(&generated));
     let removed: Vec<String> = match &now_has {
-        Some(now_has) => w
-            .client_has
-            .names()
-            .filter(|k| now_has.get(k).is_none())
-            .map(|k| k.to_string())
-            .collect(),
+        Some(now_has) => w.client_has.missing_from(now_has),
         None => Vec::new(),
     };
     if resources.is_empty() && removed.is_empty() && !answer_even_if_empty {
