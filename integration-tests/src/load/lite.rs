@@ -6,13 +6,14 @@
 
 use prost::Message;
 
-/// `google.protobuf.Any`, value left encoded.
+/// `google.protobuf.Any`, value left encoded, as a view of the received
+/// buffer rather than a copy.
 #[derive(Clone, PartialEq, Message)]
 pub struct LiteAny {
     #[prost(string, tag = "1")]
     pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: prost::bytes::Bytes,
 }
 
 /// `DiscoveryResponse`.
@@ -28,11 +29,9 @@ pub struct SotwResponse {
     pub nonce: String,
 }
 
-/// `Resource` in a delta response.
+/// `Resource` in a delta response (its version is not read).
 #[derive(Clone, PartialEq, Message)]
 pub struct DeltaResource {
-    #[prost(string, tag = "1")]
-    pub version: String,
     #[prost(message, optional, tag = "2")]
     pub resource: Option<LiteAny>,
     #[prost(string, tag = "3")]
@@ -138,7 +137,7 @@ pub fn facts(type_url: &str, bytes: &[u8]) -> Result<Facts, prost::DecodeError> 
             let mut needs = Vec::new();
             for f in l.filter_chains.iter().flat_map(|fc| &fc.filters) {
                 if let Some(any) = f.typed_config.as_ref().filter(|a| a.type_url == HCM_TYPE) {
-                    if let Some(rds) = LiteHcm::decode(any.value.as_slice())?.rds {
+                    if let Some(rds) = LiteHcm::decode(any.value.as_ref())?.rds {
                         needs.push(rds.route_config_name);
                     }
                 }

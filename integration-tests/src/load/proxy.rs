@@ -265,7 +265,7 @@ fn apply_sotw(
     if t == CDS || t == LDS {
         // Clusters and listeners arrive whole: what is missing is gone.
         rec.resources[t].clear();
-        rec.needs[slot(t)].clear();
+        rec.clear_needs(t);
     }
     let now = Instant::now();
     for any in &resp.resources {
@@ -277,11 +277,8 @@ fn apply_sotw(
         _ => Vec::new(),
     };
     let follow_up = dependent(t).and_then(|d| {
-        let wanted = rec.wanted(t);
-        (wanted != rec.subscribed[slot(d)]).then(|| {
-            rec.subscribed[slot(d)] = wanted.clone();
-            (d, wanted)
-        })
+        rec.update_subscription(t)
+            .map(|_| (d, rec.subscribed[slot(d)].clone()))
     });
     Ok((subscribed, follow_up))
 }
@@ -307,7 +304,7 @@ fn apply_delta(
         let key = digest(name.as_bytes());
         rec.resources[t].remove(&key);
         if dependent(t).is_some() {
-            rec.needs[slot(t)].remove(&key);
+            rec.drop_needs(t, key);
         }
         if recording {
             rec.arrivals.push(arrival(t, key, now));
@@ -315,12 +312,8 @@ fn apply_delta(
     }
     note_response(&mut rec, t, resp.encoded_len() as u64);
     Ok(dependent(t).and_then(|d| {
-        let wanted = rec.wanted(t);
-        let had = &rec.subscribed[slot(d)];
-        let subscribe: Vec<String> = wanted.difference(had).cloned().collect();
-        let unsubscribe: Vec<String> = had.difference(&wanted).cloned().collect();
-        rec.subscribed[slot(d)] = wanted;
-        (!subscribe.is_empty() || !unsubscribe.is_empty()).then(|| DeltaDiscoveryRequest {
+        let (subscribe, unsubscribe) = rec.update_subscription(t)?;
+        Some(DeltaDiscoveryRequest {
             type_url: TYPES[d].to_string(),
             resource_names_subscribe: subscribe,
             resource_names_unsubscribe: unsubscribe,
@@ -349,11 +342,7 @@ fn hold(
     let key = digest(f.name.as_bytes());
     rec.resources[t].insert(key, digest(bytes));
     if dependent(t).is_some() {
-        if f.needs.is_empty() {
-            rec.needs[slot(t)].remove(&key);
-        } else {
-            rec.needs[slot(t)].insert(key, f.needs);
-        }
+        rec.set_needs(t, key, f.needs);
     }
     if recording {
         rec.arrivals.push(arrival(t, key, now));
