@@ -2,7 +2,6 @@
 //! (clusters and listeners as wildcards, then the endpoints and routes they
 //! name), ACKs every response at once and records what it holds.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,9 +17,7 @@ use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 
 use super::lite::{digest, facts, DeltaResponse, SotwResponse};
-use super::record::{
-    dependent, slot, type_byte, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES,
-};
+use super::record::{dependent, type_byte, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -212,7 +209,7 @@ async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Res
         if let Some((d, names)) = follow_up {
             tx.send(DiscoveryRequest {
                 version_info: acked[d].0.clone(),
-                resource_names: names.into_iter().collect(),
+                resource_names: names,
                 type_url: TYPES[d].to_string(),
                 response_nonce: acked[d].1.clone(),
                 ..Default::default()
@@ -259,7 +256,7 @@ fn apply_sotw(
     shared: &Shared,
     t: usize,
     resp: &SotwResponse,
-) -> anyhow::Result<(Vec<String>, Option<(usize, BTreeSet<String>)>)> {
+) -> anyhow::Result<(Vec<String>, Option<(usize, Vec<String>)>)> {
     let mut rec = proxy.record();
     let recording = shared.recording.load(Ordering::Relaxed);
     if t == CDS || t == LDS {
@@ -273,13 +270,11 @@ fn apply_sotw(
     }
     note_response(&mut rec, t, resp.encoded_len() as u64);
     let subscribed = match t {
-        EDS | RDS => rec.subscribed[slot(t)].iter().cloned().collect(),
+        EDS | RDS => rec.subscribed(t),
         _ => Vec::new(),
     };
-    let follow_up = dependent(t).and_then(|d| {
-        rec.update_subscription(t)
-            .map(|_| (d, rec.subscribed[slot(d)].clone()))
-    });
+    let follow_up =
+        dependent(t).and_then(|d| rec.update_subscription(t).map(|_| (d, rec.subscribed(d))));
     Ok((subscribed, follow_up))
 }
 
@@ -297,7 +292,7 @@ fn apply_delta(
     for r in &resp.resources {
         match &r.resource {
             Some(any) => hold(&mut rec, t, &any.value, recording, now)?,
-            None => anyhow::bail!("resource {} of {} has no body", r.name, resp.type_url),
+            None => anyhow::bail!("a resource of {} has no body", resp.type_url),
         }
     }
     for name in &resp.removed_resources {
