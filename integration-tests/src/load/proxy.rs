@@ -24,6 +24,9 @@ const SOTW_PATH: &str =
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
+/// Envoy's default HTTP/2 stream and connection window.
+const ENVOY_WINDOW: u32 = 256 << 20;
+
 /// Tries to open a stream before the proxy is reported failed.
 const CONNECT_ATTEMPTS: u32 = 8;
 
@@ -136,7 +139,12 @@ async fn stream(
     flavour: Flavour,
     shared: &Shared,
 ) -> anyhow::Result<()> {
+    // Flow-control windows as Envoy advertises them by default (256 MiB),
+    // so the server sends as it would to a real sidecar rather than
+    // waiting for a window update every 64 KiB.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .initial_stream_window_size(ENVOY_WINDOW)
+        .initial_connection_window_size(ENVOY_WINDOW)
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
