@@ -19,8 +19,9 @@ use xds_proto::type_url;
 
 use super::gateway;
 use super::generate::{generate, generate_own, generate_shared, Named};
-use super::held::{mix, set_digest};
+use super::held::set_digest;
 use super::hub::lock;
+use super::intern::Names;
 use super::proxy::Proxy;
 use super::visibility::Visibility;
 
@@ -201,26 +202,12 @@ impl From<Vec<Arc<Named>>> for ResourceSet {
 /// bound, a proxy's list is assembled for it alone and not kept.
 const MAX_ENDPOINT_LISTS: usize = 64;
 
-/// A subscription's names, compared by identity: names are interned, so
-/// equal sets hold the same allocations.
+/// A subscription and its endpoints. Subscriptions are shared between
+/// streams with the same names (`Names`), so one is known by its address;
+/// holding it here keeps that address from being reused.
 struct Subscription {
-    names: Vec<Arc<str>>,
+    names: Names,
     list: SharedList,
-}
-
-impl Subscription {
-    fn is(&self, names: &BTreeSet<Arc<str>>) -> bool {
-        self.names.len() == names.len()
-            && self.names.iter().zip(names).all(|(a, b)| Arc::ptr_eq(a, b))
-    }
-}
-
-/// A key for a set of interned names, from their addresses; a match is
-/// confirmed with [`Subscription::is`].
-fn identity_key(names: &BTreeSet<Arc<str>>) -> u64 {
-    names.iter().fold(names.len() as u64, |acc, n| {
-        acc.wrapping_add(mix(Arc::as_ptr(n).cast::<u8>() as usize as u64))
-    })
 }
 
 pub struct PushContext {
@@ -294,7 +281,7 @@ impl PushContext {
     /// What [`PushContext::resources`] gives for a stream's whole
     /// subscription, shared where proxies alike share it, with the set's
     /// digest computed once for all of them.
-    pub fn resource_set(&self, proxy: &Proxy, t: &str, names: &BTreeSet<Arc<str>>) -> ResourceSet {
+    pub fn resource_set(&self, proxy: &Proxy, t: &str, names: &Names) -> ResourceSet {
         if let Some(set) = self.shared_and_own(proxy, t, names) {
             return set;
         }
@@ -303,15 +290,16 @@ impl PushContext {
         }
         let make = || {
             Arc::new(Subscription {
-                names: names.iter().cloned().collect(),
+                names: names.clone(),
                 list: Arc::new(Listed::new(self.resources(proxy, t, names))),
             })
         };
+        let key = names.address() as u64;
         match self
             .endpoint_lists
-            .get_bounded(identity_key(names), MAX_ENDPOINT_LISTS, make)
+            .get_bounded(key, MAX_ENDPOINT_LISTS, make)
         {
-            Some(sub) if sub.is(names) => ResourceSet {
+            Some(sub) if sub.names.is(names) => ResourceSet {
                 shared: sub.list.clone(),
                 own: Vec::new(),
             },
@@ -463,8 +451,8 @@ spec:
         let snap = Arc::new(snapshot_of(MESH));
         let ctx = PushContext::new(snap.clone());
         let cluster = crate::xds::intern::intern("outbound|80||a.shop.svc.cluster.local");
-        let names = BTreeSet::from([cluster.clone()]);
-        let routes = BTreeSet::from([crate::xds::intern::intern("80")]);
+        let names = Names::new(BTreeSet::from([cluster.clone()]));
+        let routes = Names::new(BTreeSet::from([crate::xds::intern::intern("80")]));
         for t in TYPES {
             let wanted = if t == type_url::ROUTE {
                 &routes
@@ -473,7 +461,7 @@ spec:
             };
             let p = proxy("shop");
             let set = ctx.resource_set(&p, t, wanted);
-            let listed: Vec<_> = ctx.resources(&p, t, wanted);
+            let listed: Vec<_> = ctx.resources(&p, t, &**wanted);
             assert_eq!(set.digest(), set_digest(&listed), "{t}");
             let from_set: Vec<_> = set.iter().map(|r| r.resource.clone()).collect();
             let from_list: Vec<_> = listed.iter().map(|r| r.resource.clone()).collect();
@@ -481,16 +469,22 @@ spec:
             assert_eq!(set.into_vec().len(), listed.len(), "{t}");
         }
         // Two streams subscribed alike get one list.
+        let alike = Names::new(BTreeSet::from([cluster.clone()]));
         let a = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &names);
-        let b = ctx.resource_set(&proxy("web"), type_url::ENDPOINT, &names.clone());
+        let b = ctx.resource_set(&proxy("web"), type_url::ENDPOINT, &alike);
         assert!(Arc::ptr_eq(&a.shared, &b.shared));
         assert_eq!(a.shared.items.len(), 1);
         // Past the bound, lists are made per stream, and still right.
         for i in 0..MAX_ENDPOINT_LISTS {
-            let other = BTreeSet::from([crate::xds::intern::intern(&format!("outbound|{i}||x"))]);
+            let other = Names::new(BTreeSet::from([crate::xds::intern::intern(&format!(
+                "outbound|{i}||x"
+            ))]));
             ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &other);
         }
-        let late = BTreeSet::from([cluster, crate::xds::intern::intern("outbound|1||late")]);
+        let late = Names::new(BTreeSet::from([
+            cluster,
+            crate::xds::intern::intern("outbound|1||late"),
+        ]));
         let c = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &late);
         assert!(c.shared.items.is_empty());
         assert_eq!(c.own.len(), 2);

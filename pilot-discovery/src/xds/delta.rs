@@ -16,7 +16,7 @@ use xds_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use super::context::{PushContext, ResourceSet};
 use super::generate::{is_known_type, is_wildcard_type, Named};
 use super::held::{mix, Held};
-use super::intern::intern;
+use super::intern::{intern, Names};
 use super::response::DeltaResponse;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
@@ -58,11 +58,13 @@ pub fn on_request(
             t.to_string(),
             Watch {
                 wildcard,
-                names: subscribe
-                    .iter()
-                    .filter(|n| *n != WILDCARD)
-                    .map(|n| intern(n))
-                    .collect(),
+                names: Names::new(
+                    subscribe
+                        .iter()
+                        .filter(|n| *n != WILDCARD)
+                        .map(|n| intern(n))
+                        .collect(),
+                ),
                 client_has: req
                     .initial_resource_versions
                     .iter()
@@ -75,11 +77,12 @@ pub fn on_request(
         return Ok(respond(state, snap, t, Target::All, true));
     };
 
+    let mut names_changed = false;
     for name in &req.resource_names_unsubscribe {
         if name == WILDCARD {
             w.wildcard = false;
         } else {
-            w.names.remove(name.as_str());
+            names_changed |= w.names.remove(name.as_str());
         }
         w.client_has.remove(name.as_str());
     }
@@ -93,9 +96,12 @@ pub fn on_request(
             // Subscribing says the proxy does not hold the resource (any more).
             w.client_has.remove(name.as_str());
             let name = intern(name);
-            w.names.insert(name.clone());
+            names_changed |= w.names.insert(name.clone());
             added.insert(name);
         }
+    }
+    if names_changed {
+        w.names.share();
     }
 
     let mut always = false;
@@ -396,7 +402,7 @@ mod tests {
         // Unsubscribing is never answered, even under an old nonce.
         assert!(send(&mut c, &req(type_url::ENDPOINT, &[], &["a"], &r.nonce)).is_empty());
         assert_eq!(
-            c.watches[type_url::ENDPOINT].names,
+            *c.watches[type_url::ENDPOINT].names,
             BTreeSet::from([Arc::from("b")])
         );
     }

@@ -16,7 +16,7 @@ use xds_proto::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
 use super::context::PushContext;
 use super::generate::{is_known_type, is_wildcard_type};
-use super::intern::intern;
+use super::intern::{intern, Names};
 use super::response::SotwResponse;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
@@ -39,6 +39,7 @@ pub fn on_request(
         return Ok(Vec::new());
     }
     let names: BTreeSet<Arc<str>> = req.resource_names.iter().map(|n| intern(n)).collect();
+    let names = Names::new(names);
     let node = state.node_id().to_string();
 
     if let Some(err) = &req.error_detail {
@@ -93,7 +94,7 @@ pub fn on_request(
             w.nonce_acked = req.response_nonce.clone();
             w.last_nack = None;
             let always = std::mem::take(&mut w.always_respond);
-            let changed = !w.wildcard && names != w.names;
+            let changed = !w.wildcard && *names != *w.names;
             if changed {
                 w.names = names;
             }

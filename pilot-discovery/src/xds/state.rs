@@ -13,6 +13,7 @@ use super::context::PushContext;
 use super::generate::{endpoint_clusters, type_in_scope};
 use super::held::Held;
 use super::identity::SpiffeId;
+use super::intern::Names;
 use super::proxy::Proxy;
 use crate::push::PushScope;
 
@@ -26,9 +27,9 @@ pub type PushTarget = Option<BTreeSet<Arc<str>>>;
 pub struct Watch {
     /// Subscribed to every resource of the type.
     pub wildcard: bool,
-    /// Resources subscribed to by name (EDS, RDS, and delta subscriptions),
-    /// interned: thousands per stream.
-    pub names: BTreeSet<Arc<str>>,
+    /// Resources subscribed to by name (EDS, RDS, and delta subscriptions):
+    /// thousands per stream, shared with the streams that subscribe alike.
+    pub names: Names,
     pub nonce_sent: String,
     pub version_sent: String,
     pub nonce_acked: String,
