@@ -17,6 +17,7 @@ use super::context::{PushContext, ResourceSet};
 use super::generate::{is_known_type, is_wildcard_type, Named};
 use super::held::{mix, Held};
 use super::intern::{intern, Names};
+use super::proxy::Proxy;
 use super::response::DeltaResponse;
 use super::state::{ConnState, Watch};
 use crate::push::Push;
@@ -48,6 +49,7 @@ pub fn on_request(
         return Ok(Vec::new());
     }
     let node = state.node_id().to_string();
+    let proxy = state.proxy.clone();
 
     let Some(w) = state.watches.get_mut(t) else {
         // First request for the type on this stream.
@@ -58,7 +60,7 @@ pub fn on_request(
             t.to_string(),
             Watch {
                 wildcard,
-                names: Names::new(
+                names: Names::own(
                     subscribe
                         .iter()
                         .filter(|n| *n != WILDCARD)
@@ -100,9 +102,6 @@ pub fn on_request(
             added.insert(name);
         }
     }
-    if names_changed {
-        w.names.share();
-    }
 
     let mut always = false;
     if !req.response_nonce.is_empty() {
@@ -128,6 +127,9 @@ pub fn on_request(
             w.nonce_acked = req.response_nonce.clone();
             w.last_nack = None;
             always = std::mem::take(&mut w.always_respond);
+            if !names_changed {
+                settle(w, &proxy, snap, t);
+            }
         }
     }
 
@@ -145,6 +147,32 @@ pub fn on_request(
         return Ok(Vec::new());
     };
     Ok(respond(state, snap, t, target, true))
+}
+
+/// Past this many resources held apart from a shared list, a settled
+/// watch checks whether it holds a shared list whole after all.
+const REBASE_AT: usize = 64;
+
+/// Once a proxy ACKs without changing its subscription, that subscription
+/// has settled: it is shared with the streams subscribed alike, and what
+/// the proxy holds is rebased on the shared list it adds up to, if it holds
+/// exactly that (endpoints subscribed in steps are otherwise recorded one
+/// by one).
+fn settle(w: &mut Watch, proxy: &Option<Arc<Proxy>>, snap: &PushContext, t: &str) {
+    if w.wildcard || w.names.is_shared() {
+        return;
+    }
+    w.names.share();
+    let Some(proxy) = proxy else {
+        return;
+    };
+    if w.client_has.changes() < REBASE_AT {
+        return;
+    }
+    let set = snap.resource_set(proxy, t, &w.names);
+    if !set.shared().items().is_empty() && set.digest() == w.client_has.digest() {
+        w.client_has = Held::from_set(&set);
+    }
 }
 
 /// The responses a push needs, in push order; types with nothing new are
@@ -578,6 +606,60 @@ mod tests {
             })
             .collect();
         PushContext::new(Arc::new(crate::registry::tests::snapshot_of(&yaml)))
+    }
+
+    #[test]
+    fn a_settled_endpoint_subscription_is_shared_and_held_as_one_list() {
+        let ctx = Arc::new(many_services());
+        let names: Vec<String> = (0..400)
+            .map(|i| format!("outbound|80||s{i}.default.svc.cluster.local"))
+            .collect();
+        let (first_half, second_half): (Vec<&str>, Vec<&str>) = (
+            names[..200].iter().map(String::as_str).collect(),
+            names[200..].iter().map(String::as_str).collect(),
+        );
+        let connect = |c: &mut ConnState| {
+            on_request(c, &first(type_url::CLUSTER, &[]), &ctx).expect("accepted");
+            // Subscribed in two steps, as a proxy does while clusters arrive.
+            let r1 = on_request(c, &req(type_url::ENDPOINT, &first_half, &[], ""), &ctx)
+                .expect("accepted");
+            let n1 = r1.last().expect("a response").nonce.clone();
+            let r2 = on_request(c, &req(type_url::ENDPOINT, &second_half, &[], &n1), &ctx)
+                .expect("accepted");
+            r2.last().expect("a response").nonce.clone()
+        };
+        let mut c = ConnState::default();
+        let n2 = connect(&mut c);
+        let w = &c.watches[type_url::ENDPOINT];
+        assert!(!w.names.is_shared(), "not settled while subscribing");
+        assert!(w.client_has.changes() >= 200);
+
+        // The ACK that changes nothing settles it.
+        let out = on_request(&mut c, &req(type_url::ENDPOINT, &[], &[], &n2), &ctx);
+        assert!(out.expect("accepted").is_empty());
+        let w = &c.watches[type_url::ENDPOINT];
+        assert!(w.names.is_shared());
+        assert_eq!(w.client_has.changes(), 0, "held as the shared list");
+        assert_eq!(w.client_has.len(), 400);
+
+        // A second proxy subscribed alike shares the set.
+        let mut other = ConnState::default();
+        let n = connect(&mut other);
+        on_request(&mut other, &req(type_url::ENDPOINT, &[], &[], &n), &ctx).expect("accepted");
+        assert!(other.watches[type_url::ENDPOINT].names.is(&w.names));
+
+        // Holding exactly what a full push would send, the proxy is sent
+        // nothing.
+        let push = Push {
+            snapshot: ctx.clone(),
+            scope: Arc::new(PushScope::Full),
+            started: Instant::now(),
+        };
+        let out = on_push(&mut c, &push);
+        assert!(
+            out.iter().all(|r| r.type_url != type_url::ENDPOINT),
+            "nothing new for endpoints"
+        );
     }
 
     #[test]

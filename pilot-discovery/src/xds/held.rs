@@ -79,6 +79,11 @@ impl Held {
         self.base_changed == 0 && self.base.as_ref().is_some_and(|b| Arc::ptr_eq(b, list))
     }
 
+    /// How many resources are recorded apart from the shared list.
+    pub fn changes(&self) -> usize {
+        self.changes.len()
+    }
+
     pub fn len(&self) -> usize {
         let base = self.base.as_ref().map_or(0, |b| b.items().len());
         let dropped = self.changes.values().filter(|c| c.is_none()).count();

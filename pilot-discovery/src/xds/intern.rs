@@ -63,68 +63,99 @@ fn same_names(a: &NameSet, b: &NameSet) -> bool {
 /// that subscribes to the same ones once [`Names::share`] has run.
 ///
 /// Changing a shared subscription copies it first, so no other stream
-/// sees the change.
+/// sees the change. Streams share once their subscription has settled
+/// (a request that changes nothing), so the steps a proxy takes while it
+/// connects are neither shared nor copied.
 #[derive(Debug, Default, Clone)]
-pub struct Names(Arc<NameSet>);
+pub struct Names {
+    set: Arc<NameSet>,
+    /// Registered for other streams to find (or taken from one).
+    shared: bool,
+}
 
 impl Names {
     /// `names`, shared with any stream already subscribed to them.
     pub fn new(names: NameSet) -> Self {
-        let mut n = Names(Arc::new(names));
+        let mut n = Names {
+            set: Arc::new(names),
+            shared: false,
+        };
         n.share();
         n
     }
 
+    /// `names`, not shared until [`Names::share`].
+    pub fn own(names: NameSet) -> Self {
+        Names {
+            set: Arc::new(names),
+            shared: false,
+        }
+    }
+
     pub fn insert(&mut self, name: Arc<str>) -> bool {
-        !self.0.contains(&name) && Arc::make_mut(&mut self.0).insert(name)
+        if self.set.contains(&name) {
+            return false;
+        }
+        self.shared = false;
+        Arc::make_mut(&mut self.set).insert(name)
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
-        self.0.contains(name) && Arc::make_mut(&mut self.0).remove(name)
+        if !self.set.contains(name) {
+            return false;
+        }
+        self.shared = false;
+        Arc::make_mut(&mut self.set).remove(name)
     }
 
     /// Takes the copy another stream with the same names holds, if any, or
-    /// makes this one the copy the next such stream takes. Run once a
-    /// request's changes are all made.
+    /// makes this one the copy the next such stream takes.
     pub fn share(&mut self) {
-        let key = identity_key(&self.0);
+        if self.shared {
+            return;
+        }
+        self.shared = true;
+        let key = identity_key(&self.set);
         let mut sets = lock(&SETS);
         let candidates = sets.entry(key).or_default();
         for held in candidates.iter().filter_map(Weak::upgrade) {
-            if Arc::ptr_eq(&held, &self.0) {
+            if Arc::ptr_eq(&held, &self.set) {
                 return;
             }
-            if same_names(&held, &self.0) {
-                self.0 = held;
+            if same_names(&held, &self.set) {
+                self.set = held;
                 return;
             }
         }
         candidates.retain(|s| s.strong_count() > 0);
-        candidates.push(Arc::downgrade(&self.0));
+        candidates.push(Arc::downgrade(&self.set));
     }
 
-    /// The same shared copy: true for equal subscriptions once both are
-    /// shared.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The same copy: true for equal subscriptions once both are shared.
     pub fn is(&self, other: &Names) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.set, &other.set)
     }
 
     /// The copy's address, a key for the set while this `Names` lives.
     pub fn address(&self) -> usize {
-        Arc::as_ptr(&self.0) as usize
+        Arc::as_ptr(&self.set) as usize
     }
 }
 
 impl Deref for Names {
     type Target = NameSet;
     fn deref(&self) -> &NameSet {
-        &self.0
+        &self.set
     }
 }
 
 impl Serialize for Names {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.set.serialize(s)
     }
 }
 
@@ -172,8 +203,14 @@ mod tests {
         // Back to the same names: shared again once shared.
         assert!(b.remove("names-test-3"));
         assert!(!b.remove("names-test-3"));
+        assert!(!b.is_shared());
         b.share();
         assert!(a.is(&b));
+        // An own set is found by nobody until shared.
+        let mut c = Names::own(set(&["names-test-1", "names-test-2"]));
+        assert!(!c.is(&a));
+        c.share();
+        assert!(c.is(&a));
 
         // A copy nothing holds is forgotten.
         let gone = Names::new(set(&["names-test-gone"]));
