@@ -164,7 +164,10 @@ pub fn generate_shared<N: Borrow<str> + Ord>(
                 let n = n.borrow();
                 Named::new(
                     n,
-                    xds_proto::pack(&rds::route_configuration(snap, proxy, n)),
+                    Any {
+                        type_url: type_url::ROUTE.to_string(),
+                        value: rds::encoded_route_configuration(snap, proxy, n),
+                    },
                 )
             })
             .collect(),

@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use mesh_model::istio::OutboundMode;
 use mesh_model::{MeshSnapshot, NodeType, Resolution, Service};
+use prost::Message;
 use xds_proto::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, route, HeaderMatcher, Route, RouteConfiguration,
     VirtualHost,
@@ -22,20 +23,61 @@ use super::visibility::Visibility;
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
 pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> RouteConfiguration {
-    let mut rc = RouteConfiguration {
-        name: name.to_string(),
-        validate_clusters: Some(BoolValue { value: false }),
-        ..Default::default()
-    };
+    let mut rc = empty(name);
     if proxy.id.node_type == NodeType::Router {
         gateway::add_virtual_hosts(&mut rc, snap, proxy);
         return rc;
     }
+    let mut hosts = Vec::new();
+    sidecar_virtual_hosts(snap, proxy, name, |vh| hosts.push(vh));
+    rc.virtual_hosts = hosts;
+    rc
+}
+
+/// [`route_configuration`], encoded. A sidecar's virtual hosts (one per
+/// visible service, a thousand at 1,000 services) are each encoded as soon
+/// as it is made and then dropped, rather than all built into one message,
+/// measured whole, encoded and freed together.
+pub fn encoded_route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Vec<u8> {
+    if proxy.id.node_type == NodeType::Router {
+        return route_configuration(snap, proxy, name).encode_to_vec();
+    }
+    let mut buf = empty(name).encode_to_vec();
+    sidecar_virtual_hosts(snap, proxy, name, |vh| {
+        // Field 2, `virtual_hosts`, length-delimited: a repeated field may
+        // come in any number of pieces, after the other fields.
+        buf.push(VIRTUAL_HOSTS_KEY);
+        // Writing into a Vec cannot run out of room.
+        let _ = vh.encode_length_delimited(&mut buf);
+    });
+    buf
+}
+
+/// The key of `RouteConfiguration.virtual_hosts` (field 2, wire type 2).
+const VIRTUAL_HOSTS_KEY: u8 = (2 << 3) | 2;
+
+/// A route configuration's own fields, without virtual hosts.
+fn empty(name: &str) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.to_string(),
+        validate_clusters: Some(BoolValue { value: false }),
+        ..Default::default()
+    }
+}
+
+/// Hands a sidecar's virtual hosts for the route configuration `name` to
+/// `emit`, in order.
+fn sidecar_virtual_hosts(
+    snap: &MeshSnapshot,
+    proxy: &Proxy,
+    name: &str,
+    mut emit: impl FnMut(VirtualHost),
+) {
     let Ok(port) = name.parse::<u16>() else {
-        return rc;
+        return;
     };
     if route_config_name(port) != name {
-        return rc;
+        return;
     }
     let visible = Visibility::of(snap, proxy);
     let services: Vec<(&Service, Vec<String>)> = snap
@@ -53,7 +95,6 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
     let total: usize = services.iter().map(|(_, d)| d.len()).sum();
     let mut used_domains: HashSet<&str, BuildHasherDefault<WordHasher>> =
         HashSet::with_capacity_and_hasher(total, BuildHasherDefault::default());
-    rc.virtual_hosts.reserve(services.len() + 1);
     let keep: Vec<bool> = services
         .iter()
         .flat_map(|(_, ds)| ds.iter())
@@ -66,18 +107,17 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         if domains.is_empty() {
             continue;
         }
-        rc.virtual_hosts.push(VirtualHost {
+        emit(VirtualHost {
             name: with_port(svc.hostname.as_str(), name),
             domains,
             routes: routes(snap, svc, port, proxy),
             ..Default::default()
         });
     }
-    rc.virtual_hosts.push(unknown_hosts(
+    emit(unknown_hosts(
         visible.outbound_mode(),
         proxy.is_local_mode(),
     ));
-    rc
 }
 
 /// The header a client of a local-mode sidecar names its destination with.
@@ -267,6 +307,39 @@ mod tests {
         assert_eq!(
             domains(&service("api.example.com"), "443", "shop", "cluster.local"),
             ["api.example.com:443", "api.example.com"]
+        );
+    }
+
+    #[test]
+    fn the_encoded_configuration_is_the_message_encoded() {
+        let snap = crate::registry::tests::snapshot_of(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+             metadata: {name: a, namespace: shop}\n\
+             spec:\n  hosts: [a.shop.svc.cluster.local, api.example.com]\n  resolution: STATIC\n\
+             \x20 ports: [{number: 80, name: http, protocol: HTTP}]\n\
+             \x20 endpoints: [{address: 10.0.0.1}]\n",
+        );
+        for id in [
+            "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
+            "router~10.0.0.9~gw-1.shop~shop.svc.cluster.local",
+        ] {
+            let proxy = Proxy::from_node(&crate::xds::proxy::tests::local_node(id)).expect("proxy");
+            for name in ["80", "81", "nonsense"] {
+                let message = route_configuration(&snap, &proxy, name);
+                let bytes = encoded_route_configuration(&snap, &proxy, name);
+                let decoded = RouteConfiguration::decode(bytes.as_slice()).expect("decodes");
+                assert_eq!(decoded, message, "{id} {name}");
+            }
+        }
+        let sidecar = Proxy::from_node(&crate::xds::proxy::tests::local_node(
+            "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
+        ))
+        .expect("proxy");
+        assert_eq!(
+            route_configuration(&snap, &sidecar, "80")
+                .virtual_hosts
+                .len(),
+            3
         );
     }
 
