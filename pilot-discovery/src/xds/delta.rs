@@ -128,7 +128,7 @@ pub fn on_request(
             w.last_nack = None;
             always = std::mem::take(&mut w.always_respond);
             if !names_changed {
-                settle(w, &proxy, snap, t);
+                settle(w, proxy.as_deref(), snap, t);
             }
         }
     }
@@ -158,7 +158,7 @@ const REBASE_AT: usize = 64;
 /// the proxy holds is rebased on the shared list it adds up to, if it holds
 /// exactly that (endpoints subscribed in steps are otherwise recorded one
 /// by one).
-fn settle(w: &mut Watch, proxy: &Option<Arc<Proxy>>, snap: &PushContext, t: &str) {
+fn settle(w: &mut Watch, proxy: Option<&Proxy>, snap: &PushContext, t: &str) {
     if w.wildcard || w.names.is_shared() {
         return;
     }

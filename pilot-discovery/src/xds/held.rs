@@ -85,18 +85,11 @@ impl Held {
     }
 
     pub fn len(&self) -> usize {
-        let base = self.base.as_ref().map_or(0, |b| b.items().len());
-        let dropped = self.changes.values().filter(|c| c.is_none()).count();
-        let added = self
-            .changes
-            .iter()
-            .filter(|(name, c)| c.is_some() && self.base_version(name).is_none())
-            .count();
-        base - dropped + added
+        self.names().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.names().next().is_none()
     }
 
     /// The names held, each once.

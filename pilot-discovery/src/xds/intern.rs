@@ -48,7 +48,7 @@ pub fn sweep() {
 
 /// A key for a set of interned names, from their addresses: sets with the
 /// same names get the same key. A match is confirmed name by name.
-pub fn identity_key(names: &NameSet) -> u64 {
+fn identity_key(names: &NameSet) -> u64 {
     names.iter().fold(names.len() as u64, |acc, n| {
         acc.wrapping_add(mix(Arc::as_ptr(n).cast::<u8>() as usize as u64))
     })
@@ -76,10 +76,7 @@ pub struct Names {
 impl Names {
     /// `names`, shared with any stream already subscribed to them.
     pub fn new(names: NameSet) -> Self {
-        let mut n = Names {
-            set: Arc::new(names),
-            shared: false,
-        };
+        let mut n = Names::own(names);
         n.share();
         n
     }

@@ -28,9 +28,7 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         gateway::add_virtual_hosts(&mut rc, snap, proxy);
         return rc;
     }
-    let mut hosts = Vec::new();
-    sidecar_virtual_hosts(snap, proxy, name, |vh| hosts.push(vh));
-    rc.virtual_hosts = hosts;
+    sidecar_virtual_hosts(snap, proxy, name, |vh| rc.virtual_hosts.push(vh));
     rc
 }
 

@@ -39,7 +39,6 @@ pub fn on_request(
         return Ok(Vec::new());
     }
     let names: BTreeSet<Arc<str>> = req.resource_names.iter().map(|n| intern(n)).collect();
-    let names = Names::new(names);
     let node = state.node_id().to_string();
 
     if let Some(err) = &req.error_detail {
@@ -55,7 +54,7 @@ pub fn on_request(
         if let Some(w) = state.watches.get_mut(t) {
             w.last_nack = Some(err.message.clone());
             if !is_wildcard_type(t) {
-                w.names = names;
+                w.names = Names::new(names);
             }
         }
         return Ok(Vec::new());
@@ -69,7 +68,7 @@ pub fn on_request(
                 t.to_string(),
                 Watch {
                     wildcard: is_wildcard_type(t),
-                    names,
+                    names: Names::new(names),
                     ..Default::default()
                 },
             );
@@ -77,7 +76,7 @@ pub fn on_request(
             true
         }
         Some(w) if req.response_nonce.is_empty() => {
-            w.names = names;
+            w.names = Names::new(names);
             state.mark_warming_dependents(t);
             true
         }
@@ -94,9 +93,10 @@ pub fn on_request(
             w.nonce_acked = req.response_nonce.clone();
             w.last_nack = None;
             let always = std::mem::take(&mut w.always_respond);
-            let changed = !w.wildcard && *names != *w.names;
+            // Most requests are ACKs of the same names: shared only when new.
+            let changed = !w.wildcard && names != *w.names;
             if changed {
-                w.names = names;
+                w.names = Names::new(names);
             }
             changed || always
         }
