@@ -2,15 +2,13 @@
 //! size (1,000 services of 10 WorkloadEntries each, with a DestinationRule
 //! and a VirtualService): what S2 pays per debounced burst before any push.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mesh_model::ConfigKey;
 use pilot_discovery::configdir::parse_file;
 use pilot_discovery::registry::{build_snapshot, build_snapshot_with, Conversions};
-use pilot_discovery::resource::Resource;
+use pilot_discovery::resource::{Resource, ResourceMap};
 
 const SERVICES: usize = 1000;
 const ENDPOINTS: usize = 10;
@@ -59,8 +57,7 @@ fn parse(yaml: &str) -> Vec<Resource> {
 }
 
 fn rebuild(c: &mut Criterion) {
-    let mut resources: BTreeMap<ConfigKey, Resource> =
-        parse(&mesh()).into_iter().map(|r| (r.key(), r)).collect();
+    let mut resources: ResourceMap = parse(&mesh()).into_iter().map(|r| (r.key(), r)).collect();
     let first = build_snapshot(1, "cluster.local", &[&resources], None);
     assert_eq!(first.services.len(), SERVICES);
 

@@ -7,7 +7,7 @@
 //! below run the committed seeds in `fuzz/seeds/` and a few thousand
 //! mutations of them on every `make test`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use mesh_model::{ConfigKey, Hostname, MeshSnapshot};
+use mesh_model::{Hostname, MeshSnapshot};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tonic::Code;
@@ -29,7 +29,7 @@ use crate::configdir::{parse_file, ConfigError};
 use crate::kubernetes::convert;
 use crate::push::{Push, PushScope};
 use crate::registry::build_snapshot;
-use crate::resource::Resource;
+use crate::resource::{Resource, ResourceMap};
 use crate::xds::context::PushContext;
 use crate::xds::identity::SpiffeId;
 use crate::xds::proxy::Proxy;
@@ -103,8 +103,8 @@ metadata: {name: n1, labels: {topology.kubernetes.io/region: r1, topology.kubern
 "#;
 
 /// The base mesh's resources, parsed once.
-fn base() -> &'static BTreeMap<ConfigKey, Resource> {
-    static BASE: OnceLock<BTreeMap<ConfigKey, Resource>> = OnceLock::new();
+fn base() -> &'static ResourceMap {
+    static BASE: OnceLock<ResourceMap> = OnceLock::new();
     BASE.get_or_init(|| {
         let parsed = parse_file(Path::new("base.yaml"), BASE_MESH).unwrap_or_default();
         assert!(parsed.errors.is_empty(), "base mesh: {:?}", parsed.errors);
@@ -112,8 +112,8 @@ fn base() -> &'static BTreeMap<ConfigKey, Resource> {
     })
 }
 
-fn keyed(resources: Vec<Resource>) -> BTreeMap<ConfigKey, Resource> {
-    let mut map = BTreeMap::new();
+fn keyed(resources: Vec<Resource>) -> ResourceMap {
+    let mut map = ResourceMap::new();
     for r in resources {
         map.entry(r.key()).or_insert(r);
     }
@@ -187,7 +187,7 @@ pub fn kube_object(data: &[u8]) -> bool {
             false
         }
         Some(Ok(r)) => {
-            serve_everything(&BTreeMap::from([(r.key(), r)]));
+            serve_everything(&ResourceMap::unit(r.key(), r));
             true
         }
     }
@@ -220,7 +220,7 @@ fn assert_names_its_origin(e: &ConfigError, origin: &Path) {
 /// rebuilds it over that one (the path every later change takes), and
 /// generates every resource type for a sidecar, a local-mode sidecar of
 /// another namespace and a gateway.
-fn serve_everything(extra: &BTreeMap<ConfigKey, Resource>) {
+fn serve_everything(extra: &ResourceMap) {
     let first = build_snapshot(1, DOMAIN, &[extra, base()], None);
     let second = build_snapshot(2, DOMAIN, &[extra, base()], Some(&first));
     let change = second.changes_since(&first);

@@ -14,6 +14,12 @@ use mesh_model::{Config, ConfigKey, ConfigKind};
 
 use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
 
+/// What a source holds, by key. A persistent map: publishing a source's
+/// state after one change shares all but the changed path with the state
+/// before, where a `BTreeMap` would be copied (and the old copy dropped)
+/// whole, 10,000 resources for one endpoint edit.
+pub type ResourceMap = imbl::OrdMap<ConfigKey, Resource>;
+
 /// Shared, not copied: a reload of a source of thousands of objects clones
 /// every one of them into the merged view, and an unchanged object then
 /// compares equal by pointer.

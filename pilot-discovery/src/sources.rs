@@ -2,7 +2,6 @@
 //! Each source publishes its resources whole; the push pipeline reads them
 //! when a debounced burst ends.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use crate::configdir::{Changes, ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
 use crate::registry::{build_snapshot_with, Conversions};
-use crate::resource::Resource;
+use crate::resource::ResourceMap;
 
 /// A problem a source reports about one of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,12 +34,12 @@ impl From<&ConfigError> for SourceError {
 /// Everything the sources hold right now.
 #[derive(Debug, Default)]
 pub struct SourceState {
-    pub resources: BTreeMap<ConfigKey, Resource>,
+    pub resources: ResourceMap,
     /// Inputs currently rejected; their last good version (if any) is in
     /// `resources`.
     pub errors: Vec<SourceError>,
     /// The file each resource was read from, where that differs by resource.
-    pub files: Arc<BTreeMap<ConfigKey, Arc<Path>>>,
+    pub files: imbl::OrdMap<ConfigKey, Arc<Path>>,
     /// Where every other resource of this source comes from.
     pub origin: Option<Arc<Path>>,
 }
@@ -84,8 +83,7 @@ impl SourceSet {
         conversions: &mut Conversions,
     ) -> MeshSnapshot {
         let states = self.current();
-        let maps: Vec<&BTreeMap<ConfigKey, Resource>> =
-            states.iter().map(|s| &s.resources).collect();
+        let maps: Vec<&ResourceMap> = states.iter().map(|s| &s.resources).collect();
         build_snapshot_with(version, domain, &maps, previous, conversions)
     }
 }

@@ -15,7 +15,7 @@ use mesh_model::ConfigKey;
 
 use super::parse::{parse_file, ConfigError};
 use super::watch::Changes;
-use crate::resource::Resource;
+use crate::resource::{Resource, ResourceMap};
 
 /// Files larger than this are refused rather than parsed: a config folder
 /// holds rules, not data, and a runaway file must not exhaust memory.
@@ -68,10 +68,10 @@ pub struct ConfigFolder {
     /// The files defining each resource, in path order: the first one's
     /// definition is in force.
     defined: BTreeMap<ConfigKey, Vec<Arc<Path>>>,
-    merged: BTreeMap<ConfigKey, Resource>,
-    /// The file each resource in `merged` was read from. Shared, so
-    /// publishing the folder's state does not copy it.
-    origins: Arc<BTreeMap<ConfigKey, Arc<Path>>>,
+    merged: ResourceMap,
+    /// The file each resource in `merged` was read from. Persistent, as
+    /// `merged` is, so publishing the folder's state does not copy it.
+    origins: imbl::OrdMap<ConfigKey, Arc<Path>>,
     /// Second definitions of a resource, ignored: reported for as long as
     /// they are there, not only when they first change the merge.
     duplicates: BTreeMap<ConfigKey, Vec<ConfigError>>,
@@ -101,8 +101,8 @@ impl ConfigFolder {
             dir: dir.into(),
             files: BTreeMap::new(),
             defined: BTreeMap::new(),
-            merged: BTreeMap::new(),
-            origins: Arc::default(),
+            merged: ResourceMap::new(),
+            origins: imbl::OrdMap::new(),
             duplicates: BTreeMap::new(),
         }
     }
@@ -112,12 +112,12 @@ impl ConfigFolder {
     }
 
     /// The resources in force, by key.
-    pub fn resources(&self) -> &BTreeMap<ConfigKey, Resource> {
+    pub fn resources(&self) -> &ResourceMap {
         &self.merged
     }
 
     /// The file each resource in force was read from.
-    pub fn files(&self) -> Arc<BTreeMap<ConfigKey, Arc<Path>>> {
+    pub fn files(&self) -> imbl::OrdMap<ConfigKey, Arc<Path>> {
         self.origins.clone()
     }
 
@@ -228,8 +228,6 @@ impl ConfigFolder {
             touched,
         } = update;
         let mut changed = Vec::new();
-        // Applied at the end, to one copy of the published map.
-        let mut moved: Vec<(ConfigKey, Option<Arc<Path>>)> = Vec::new();
         for key in touched {
             let files = self
                 .defined
@@ -253,7 +251,10 @@ impl ConfigFolder {
 
             let file = first.as_ref().map(|(f, _)| f.clone());
             if self.origins.get(&key) != file.as_ref() {
-                moved.push((key.clone(), file));
+                match file {
+                    Some(f) => self.origins.insert(key.clone(), f),
+                    None => self.origins.remove(&key),
+                };
             }
             if self.merged.get(&key) == first.as_ref().map(|(_, r)| r) {
                 continue;
@@ -263,15 +264,6 @@ impl ConfigFolder {
                 None => self.merged.remove(&key),
             };
             changed.push(key);
-        }
-        if !moved.is_empty() {
-            let origins = Arc::make_mut(&mut self.origins);
-            for (key, file) in moved {
-                match file {
-                    Some(f) => origins.insert(key, f),
-                    None => origins.remove(&key),
-                };
-            }
         }
         Reload {
             changed,
@@ -707,7 +699,7 @@ spec:
                 .chain(incremental.resources().keys())
                 .collect::<BTreeSet<_>>()
                 .into_iter()
-                .filter(|k| before.get(k) != incremental.resources().get(k))
+                .filter(|k| before.get(*k) != incremental.resources().get(*k))
                 .collect();
             assert_eq!(r.changed.iter().collect::<Vec<_>>(), differ, "step {step}");
             changes += r.changed.len();

@@ -19,7 +19,7 @@ use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
-use crate::resource::Resource;
+use crate::resource::{Resource, ResourceMap};
 use crate::sources::{send_events, update_kind, SourceError, SourceState};
 
 /// Most updates folded into one publication: bounds how stale the published
@@ -27,7 +27,7 @@ use crate::sources::{send_events, update_kind, SourceError, SourceState};
 const MAX_BATCH: usize = 1024;
 
 pub struct Store {
-    resources: BTreeMap<ConfigKey, Resource>,
+    resources: ResourceMap,
     errors: BTreeMap<ConfigKey, SourceError>,
     /// The errors changed since the view was last published.
     errors_changed: bool,
@@ -46,7 +46,7 @@ impl Store {
         Store {
             origin: Arc::from(origin),
             selectors,
-            resources: BTreeMap::new(),
+            resources: ResourceMap::new(),
             errors: BTreeMap::new(),
             errors_changed: false,
             new_rejections: Vec::new(),
@@ -190,7 +190,7 @@ impl Store {
                 .filter(|(k, _)| self.selected(&k.namespace))
                 .map(|(_, e)| e.clone())
                 .collect(),
-            files: Arc::default(),
+            files: imbl::OrdMap::new(),
             origin: Some(self.origin.clone()),
         }
     }

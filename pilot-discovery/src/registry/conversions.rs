@@ -144,7 +144,6 @@ pub fn endpoints_sorted(endpoints: &[Endpoint]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::path::Path;
 
     use mesh_model::{ConfigKey, Hostname, MeshSnapshot};
@@ -156,7 +155,18 @@ mod tests {
 
     const DOMAIN: &str = "cluster.local";
 
-    type Resources = BTreeMap<ConfigKey, Resource>;
+    type Resources = crate::resource::ResourceMap;
+
+    fn remove_named(resources: &mut Resources, name: &str) {
+        let keys: Vec<ConfigKey> = resources
+            .keys()
+            .filter(|k| k.name == name)
+            .cloned()
+            .collect();
+        for k in keys {
+            resources.remove(&k);
+        }
+    }
 
     fn put(resources: &mut Resources, yaml: &str) {
         let parsed = parse_file(Path::new("t.yaml"), yaml).expect("parses");
@@ -245,18 +255,18 @@ mod tests {
                 ),
                 3 => {
                     let j = random(16);
-                    resources.retain(|k, _| k.name != format!("we-{j}"));
+                    remove_named(&mut resources, &format!("we-{j}"));
                 }
                 4 => {
                     let i = random(6);
-                    resources.retain(|k, _| k.name != format!("se-{i}"));
+                    remove_named(&mut resources, &format!("se-{i}"));
                 }
                 5 => {
                     if resources
                         .keys()
                         .any(|k| k.kind == mesh_model::ConfigKind::Service)
                     {
-                        resources.retain(|k, _| k.name != "h0");
+                        remove_named(&mut resources, "h0");
                     } else {
                         put(&mut resources, KUBE);
                     }
@@ -342,7 +352,7 @@ mod tests {
         );
 
         // A removed entry's conversion is not kept past the next build.
-        resources.retain(|k, _| k.name != "se-1");
+        remove_named(&mut resources, "se-1");
         build_snapshot_with(3, DOMAIN, &[&resources], Some(&second), &mut conversions);
         assert_eq!(conversions.kept(), 1);
     }

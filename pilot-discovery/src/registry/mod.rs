@@ -9,12 +9,11 @@ mod services;
 mod virtual_services;
 mod workload_index;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mesh_model::{ConfigKey, MeshSnapshot};
+use mesh_model::MeshSnapshot;
 
-use crate::resource::Resource;
+use crate::resource::{Resource, ResourceMap};
 use workload_index::WorkloadIndex;
 
 pub use conversions::Conversions;
@@ -26,7 +25,7 @@ pub use conversions::Conversions;
 pub fn build_snapshot(
     version: u64,
     domain: &str,
-    sources: &[&BTreeMap<ConfigKey, Resource>],
+    sources: &[&ResourceMap],
     previous: Option<&MeshSnapshot>,
 ) -> MeshSnapshot {
     build_snapshot_with(
@@ -43,7 +42,7 @@ pub fn build_snapshot(
 pub fn build_snapshot_with(
     version: u64,
     domain: &str,
-    sources: &[&BTreeMap<ConfigKey, Resource>],
+    sources: &[&ResourceMap],
     previous: Option<&MeshSnapshot>,
     conversions: &mut Conversions,
 ) -> MeshSnapshot {
@@ -55,7 +54,7 @@ pub fn build_snapshot_with(
     let resources = || {
         sources.iter().enumerate().flat_map(move |(i, map)| {
             map.iter()
-                .filter(move |(k, _)| !sources[..i].iter().any(|m| m.contains_key(k)))
+                .filter(move |(k, _)| !sources[..i].iter().any(|m| m.contains_key(*k)))
                 .map(|(_, r)| r)
         })
     };
@@ -439,7 +438,7 @@ subsets:
           ],
           "ports": [{"name": "http", "port": 9080, "protocol": "TCP"}]
         }"#;
-        let mut resources: BTreeMap<ConfigKey, Resource> = parse_file(Path::new("shop.yaml"), SHOP)
+        let mut resources: ResourceMap = parse_file(Path::new("shop.yaml"), SHOP)
             .expect("parses")
             .resources
             .into_iter()
@@ -462,7 +461,7 @@ subsets:
 
     #[test]
     fn the_first_source_wins_a_key_both_hold() {
-        let parse = |yaml: &str| -> BTreeMap<ConfigKey, Resource> {
+        let parse = |yaml: &str| -> ResourceMap {
             parse_file(Path::new("t.yaml"), yaml)
                 .expect("parses")
                 .resources
