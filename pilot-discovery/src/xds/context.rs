@@ -18,12 +18,16 @@ use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, NodeType};
 use xds_proto::type_url;
 
 use super::gateway;
-use super::generate::{generate, generate_own, generate_shared, Named};
+use super::generate::{endpoint_clusters, generate, generate_own, generate_shared, Named};
 use super::held::set_digest;
 use super::hub::lock;
 use super::intern::Names;
 use super::proxy::Proxy;
 use super::visibility::Visibility;
+use crate::push::PushScope;
+
+/// A push's scope and the clusters whose endpoints it sends.
+type ScopeClusters = (Arc<PushScope>, Arc<[String]>);
 
 /// A map of lazily generated values. The map lock is held only to find or
 /// add a cell; generation runs outside it, and streams that want the same
@@ -222,6 +226,10 @@ pub struct PushContext {
     endpoint_lists: Cells<u64, Arc<Subscription>>,
     /// Routes, by route configuration name.
     routes: Cells<(String, Shape), Arc<Named>>,
+    /// The endpoint clusters of the last partial push's services. Every
+    /// stream of one push asks for the same ones; the scope is held, so
+    /// its identity cannot be reused by another.
+    scope_clusters: Mutex<Option<ScopeClusters>>,
 }
 
 impl PushContext {
@@ -233,7 +241,24 @@ impl PushContext {
             endpoints: Cells::new(),
             endpoint_lists: Cells::new(),
             routes: Cells::new(),
+            scope_clusters: Mutex::new(None),
         }
+    }
+
+    /// The clusters whose endpoints a partial push of `scope` sends (every
+    /// port and subset of its services); `None` for a full push. Made once
+    /// per push, not once per stream.
+    pub fn scope_clusters(&self, scope: &Arc<PushScope>) -> Option<Arc<[String]>> {
+        let hosts = scope.endpoints()?;
+        let mut last = lock(&self.scope_clusters);
+        if let Some((held, names)) = last.as_ref() {
+            if Arc::ptr_eq(held, scope) {
+                return Some(names.clone());
+            }
+        }
+        let names: Arc<[String]> = endpoint_clusters(&self.snapshot, hosts).into();
+        *last = Some((scope.clone(), names.clone()));
+        Some(names)
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
@@ -444,6 +469,33 @@ spec:
         let shop = ctx.resources(&proxy("shop"), type_url::ROUTE, &routes);
         let web = ctx.resources(&proxy("web"), type_url::ROUTE, &routes);
         assert_ne!(shop[0].resource, web[0].resource);
+    }
+
+    #[test]
+    fn a_partial_push_names_its_clusters_once_for_every_stream() {
+        let ctx = PushContext::new(Arc::new(snapshot_of(MESH)));
+        let host = mesh_model::Hostname::new("a.shop.svc.cluster.local");
+        let scope = Arc::new(PushScope::Endpoints(BTreeSet::from([host.clone()])));
+        let first = ctx.scope_clusters(&scope).expect("a partial push");
+        assert_eq!(
+            *first,
+            ["outbound|80||a.shop.svc.cluster.local".to_string()]
+        );
+        // Another stream of the same push gets the same names, not a copy.
+        let again = ctx.scope_clusters(&scope).expect("a partial push");
+        assert!(Arc::ptr_eq(&first, &again));
+        // An equal scope of another push (a merged one) gets its own.
+        let other = Arc::new(PushScope::Endpoints(BTreeSet::from([host])));
+        let second = ctx.scope_clusters(&other).expect("a partial push");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(first, second);
+        let unknown = mesh_model::Hostname::new("b.shop.svc.cluster.local");
+        let unknown = Arc::new(PushScope::Endpoints(BTreeSet::from([unknown])));
+        assert!(ctx
+            .scope_clusters(&unknown)
+            .expect("a partial push")
+            .is_empty());
+        assert!(ctx.scope_clusters(&Arc::new(PushScope::Full)).is_none());
     }
 
     #[test]

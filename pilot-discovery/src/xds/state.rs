@@ -10,7 +10,7 @@ use tonic::Status;
 use xds_proto::pb::envoy::config::core::v3::Node;
 
 use super::context::PushContext;
-use super::generate::{endpoint_clusters, type_in_scope};
+use super::generate::type_in_scope;
 use super::held::Held;
 use super::identity::SpiffeId;
 use super::intern::Names;
@@ -110,21 +110,21 @@ impl ConnState {
     /// each with what to send. Types with nothing in scope are left out.
     pub fn push_plan(
         &self,
-        scope: &PushScope,
+        scope: &Arc<PushScope>,
         snap: &PushContext,
     ) -> Vec<(&'static str, PushTarget)> {
-        let hosts = match &self.proxy {
+        let clusters = match &self.proxy {
             Some(p) if scope.is_full_for(&p.id.id) => None,
-            _ => scope.endpoints(),
+            _ => snap.scope_clusters(scope),
         };
         xds_proto::type_url::PUSH_ORDER
             .into_iter()
-            .filter(|t| self.watches.contains_key(*t) && type_in_scope(hosts.is_none(), t))
-            .filter_map(|t| match hosts {
+            .filter(|t| self.watches.contains_key(*t) && type_in_scope(clusters.is_none(), t))
+            .filter_map(|t| match &clusters {
                 None => Some((t, None)),
-                Some(hosts) => {
+                Some(clusters) => {
                     let subscribed = &self.watches[t].names;
-                    let names: BTreeSet<Arc<str>> = endpoint_clusters(snap, hosts)
+                    let names: BTreeSet<Arc<str>> = clusters
                         .iter()
                         .filter_map(|n| subscribed.get(n.as_str()).cloned())
                         .collect();
