@@ -15,8 +15,9 @@ use pilot_discovery::tls::TlsFiles;
 use pilot_discovery::xds::hub::{default_push_throttle, HubConfig};
 
 // The server allocates and frees per push and per response from many tasks
-// on a few threads; mimalloc's thread-local free lists cost a quarter less
-// CPU than glibc's arenas in S1 and S2 (BENCHMARKS.md), at a like peak RSS.
+// on a few threads; mimalloc's thread-local free lists cost up to a quarter
+// less CPU than glibc's arenas in S1 and S2, for a peak RSS 7% higher
+// (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
