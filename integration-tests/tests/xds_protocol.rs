@@ -522,8 +522,10 @@ async fn endpoint_change_pushes_only_the_changed_clusters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_changes_is_merged_into_one_push() {
     // Each file is written well after the folder's own 100 ms quiet period,
-    // so each is a separate event; all fall inside one 3 s debounce window.
-    let f = fixture(&["--debounce-after", "3s"]).await;
+    // so each is a separate event; all fall inside one 5 s debounce window.
+    // Endpoint-only bursts are otherwise cut at 100 ms, which a busy machine
+    // spreads four writes past.
+    let f = fixture(&["--debounce-after", "5s", "--eds-debounce-max", "5s"]).await;
     let (mut s, eds) =
         SotwStream::start(f.discovery.grpc_addr(), "a", type_url::ENDPOINT, &[RATINGS])
             .await
