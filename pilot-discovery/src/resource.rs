@@ -2,6 +2,7 @@
 //! (the config folder, the Kubernetes API server) produces these, and the
 //! registry builds the mesh model from them.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service as KubeService};
@@ -19,6 +20,10 @@ use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
 /// before, where a `BTreeMap` would be copied (and the old copy dropped)
 /// whole, 10,000 resources for one endpoint edit.
 pub type ResourceMap = imbl::OrdMap<ConfigKey, Resource>;
+
+/// The file each resource of a source was read from; persistent for the
+/// same reason as [`ResourceMap`].
+pub type Origins = imbl::OrdMap<ConfigKey, Arc<Path>>;
 
 /// Shared, not copied: a reload of a source of thousands of objects clones
 /// every one of them into the merged view, and an unchanged object then

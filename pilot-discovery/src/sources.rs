@@ -13,7 +13,7 @@ use crate::configdir::{Changes, ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
 use crate::registry::{build_snapshot_with, Conversions};
-use crate::resource::ResourceMap;
+use crate::resource::{Origins, ResourceMap};
 
 /// A problem a source reports about one of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,7 +39,7 @@ pub struct SourceState {
     /// `resources`.
     pub errors: Vec<SourceError>,
     /// The file each resource was read from, where that differs by resource.
-    pub files: imbl::OrdMap<ConfigKey, Arc<Path>>,
+    pub files: Origins,
     /// Where every other resource of this source comes from.
     pub origin: Option<Arc<Path>>,
 }

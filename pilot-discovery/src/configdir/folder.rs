@@ -15,7 +15,7 @@ use mesh_model::ConfigKey;
 
 use super::parse::{parse_file, ConfigError};
 use super::watch::Changes;
-use crate::resource::{Resource, ResourceMap};
+use crate::resource::{Origins, Resource, ResourceMap};
 
 /// Files larger than this are refused rather than parsed: a config folder
 /// holds rules, not data, and a runaway file must not exhaust memory.
@@ -71,7 +71,7 @@ pub struct ConfigFolder {
     merged: ResourceMap,
     /// The file each resource in `merged` was read from. Persistent, as
     /// `merged` is, so publishing the folder's state does not copy it.
-    origins: imbl::OrdMap<ConfigKey, Arc<Path>>,
+    origins: Origins,
     /// Second definitions of a resource, ignored: reported for as long as
     /// they are there, not only when they first change the merge.
     duplicates: BTreeMap<ConfigKey, Vec<ConfigError>>,
@@ -102,7 +102,7 @@ impl ConfigFolder {
             files: BTreeMap::new(),
             defined: BTreeMap::new(),
             merged: ResourceMap::new(),
-            origins: imbl::OrdMap::new(),
+            origins: Origins::new(),
             duplicates: BTreeMap::new(),
         }
     }
@@ -117,7 +117,7 @@ impl ConfigFolder {
     }
 
     /// The file each resource in force was read from.
-    pub fn files(&self) -> imbl::OrdMap<ConfigKey, Arc<Path>> {
+    pub fn files(&self) -> Origins {
         self.origins.clone()
     }
 

@@ -19,7 +19,7 @@ use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
 use crate::push::UpdateKind;
-use crate::resource::{Resource, ResourceMap};
+use crate::resource::{Origins, Resource, ResourceMap};
 use crate::sources::{send_events, update_kind, SourceError, SourceState};
 
 /// Most updates folded into one publication: bounds how stale the published
@@ -190,7 +190,7 @@ impl Store {
                 .filter(|(k, _)| self.selected(&k.namespace))
                 .map(|(_, e)| e.clone())
                 .collect(),
-            files: imbl::OrdMap::new(),
+            files: Origins::new(),
             origin: Some(self.origin.clone()),
         }
     }
