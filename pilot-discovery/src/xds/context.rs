@@ -201,9 +201,9 @@ impl From<Vec<Arc<Named>>> for ResourceSet {
     }
 }
 
-/// How many distinct endpoint subscriptions one snapshot keeps a list for.
-/// Proxies scoped alike subscribe alike, so a mesh has a handful; past the
-/// bound, a proxy's list is assembled for it alone and not kept.
+/// How many distinct settled endpoint subscriptions one snapshot keeps a
+/// list for. Proxies scoped alike subscribe alike, so a mesh has a handful;
+/// past the bound, a proxy's list is assembled for it alone and not kept.
 const MAX_ENDPOINT_LISTS: usize = 64;
 
 /// A subscription and its endpoints. Subscriptions are shared between
@@ -310,7 +310,11 @@ impl PushContext {
         if let Some(set) = self.shared_and_own(proxy, t, names) {
             return set;
         }
-        if t != type_url::ENDPOINT {
+        // A subscription still changing (a proxy connecting, step by step)
+        // is its stream's alone: a kept list would be used by no other
+        // stream, and a thousand proxies connecting at once would fill the
+        // bound with them before any settled.
+        if t != type_url::ENDPOINT || !names.is_shared() {
             return self.resources(proxy, t, names).into();
         }
         let make = || {
@@ -526,6 +530,17 @@ spec:
         let b = ctx.resource_set(&proxy("web"), type_url::ENDPOINT, &alike);
         assert!(Arc::ptr_eq(&a.shared, &b.shared));
         assert_eq!(a.shared.items.len(), 1);
+        // A subscription not yet settled is listed for its stream alone,
+        // however many there are, and takes none of the kept lists.
+        for i in 0..=MAX_ENDPOINT_LISTS {
+            let connecting = Names::own(BTreeSet::from([crate::xds::intern::intern(&format!(
+                "outbound|{i}||connecting"
+            ))]));
+            let own = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &connecting);
+            assert!(own.shared.items.is_empty());
+            assert_eq!(own.own.len(), 1);
+        }
+        assert_eq!(lock(&ctx.endpoint_lists.cells).len(), 1);
         // Past the bound, lists are made per stream, and still right.
         for i in 0..MAX_ENDPOINT_LISTS {
             let other = Names::new(BTreeSet::from([crate::xds::intern::intern(&format!(
