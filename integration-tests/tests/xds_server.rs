@@ -372,6 +372,21 @@ async fn metrics_use_istio_names() {
     }
 }
 
+/// The server runs with transparent huge pages off, whatever the host's
+/// setting, so what a connect storm frees goes back in 4 KiB pages
+/// (`pilot_discovery::memory`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let f = fixture(&[], &[]).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", f.discovery.pid()))
+        .expect("the server's /proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 or later)");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
+
 /// Connections older than the maximum age are closed, and the proxy can
 /// reconnect (to this or another replica).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ pub mod debug_access;
 pub mod fuzzing;
 pub mod http;
 pub mod kubernetes;
+pub mod memory;
 pub mod metrics;
 pub mod problems;
 pub mod push;
