@@ -15,6 +15,11 @@ use pilot_discovery::xds::proxy::Proxy;
 use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::type_url;
 
+// The generators run in the server under its allocator; measured under
+// another, their figures would not be the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn snapshot(yaml: &str) -> MeshSnapshot {
     let parsed = match parse_file(Path::new("bench.yaml"), yaml) {
         Ok(p) => p,
