@@ -34,13 +34,10 @@ pub fn usage(pid: u32) -> anyhow::Result<Usage> {
             .parse::<f64>()?)
     };
     let cpu_seconds = (ticks(11)? + ticks(12)?) / USER_HZ;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    let status = status(pid)?;
     let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        status_field(&status, key)
+            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap_or(0)
             * 1024
     };
@@ -49,6 +46,21 @@ pub fn usage(pid: u32) -> anyhow::Result<Usage> {
         rss: kb("VmRSS:"),
         peak_rss: kb("VmHWM:"),
     })
+}
+
+/// The text of `/proc/<pid>/status`.
+pub fn status(pid: u32) -> anyhow::Result<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))
+}
+
+/// The value of the line of `status` that starts with `key` (such as
+/// `"VmRSS:"`), trimmed.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use integration_tests::ads_client::{sidecar_id, sotw_names, Next, SotwStream};
 use integration_tests::discovery::{configz_keys, get_on, json_on, metric_value};
 use integration_tests::fixture::{service_entry, ConfigFixture};
 use integration_tests::ports::free_port;
+use integration_tests::procstat;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -378,13 +379,10 @@ async fn metrics_use_istio_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_runs_without_transparent_huge_pages() {
     let f = fixture(&[], &[]).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", f.discovery.pid()))
-        .expect("the server's /proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("THP_enabled:"))
+    let status = procstat::status(f.discovery.pid()).expect("the server's /proc status");
+    let thp = procstat::status_field(&status, "THP_enabled:")
         .expect("the kernel reports THP_enabled (Linux 5.0 or later)");
-    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    assert_eq!(thp, "0");
 }
 
 /// Connections older than the maximum age are closed, and the proxy can
