@@ -16,8 +16,9 @@ pub enum MemoryError {
 }
 
 /// Turns transparent huge pages off for the whole process, whatever the
-/// host's setting. Call it first thing in `main`; a failure leaves the
-/// host's setting in place, which costs memory, not correctness.
+/// host's setting. Call it before serving (`main` does, once logging is up
+/// so a refusal can be reported); a failure leaves the host's setting in
+/// place, which costs memory, not correctness.
 pub fn no_huge_pages() -> Result<(), MemoryError> {
     nix::sys::prctl::set_thp_disable(true).map_err(MemoryError::HugePages)
 }
