@@ -27,3 +27,4 @@ pub mod state;
 pub mod stream;
 mod tcp;
 pub mod visibility;
+mod wire;

@@ -78,20 +78,27 @@ impl fmt::Display for ClusterName {
 /// into one exact allocation: route configurations and endpoint pushes make
 /// one or more for every service.
 pub fn outbound_cluster_name(port: u16, subset: &str, host: &Hostname) -> String {
-    let host = host.as_str();
-    let mut name = String::with_capacity("outbound|".len() + 5 + 2 + subset.len() + host.len());
-    name.push_str("outbound|");
-    push_port(&mut name, port);
-    name.push('|');
-    name.push_str(subset);
-    name.push('|');
-    name.push_str(host);
+    let mut digits = [0u8; 5];
+    let parts = outbound_cluster_name_parts(decimal(port, &mut digits), subset, host.as_str());
+    let mut name = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        name.push_str(p);
+    }
     name
 }
 
-/// Appends `port` in decimal, without the formatting machinery.
-fn push_port(out: &mut String, port: u16) {
-    let mut digits = [0u8; 5];
+/// The pieces of `outbound|port|subset|host`, `port` in decimal, for a
+/// name written in place inside a larger message.
+pub fn outbound_cluster_name_parts<'a>(
+    port: &'a str,
+    subset: &'a str,
+    host: &'a str,
+) -> [&'a str; 6] {
+    ["outbound|", port, "|", subset, "|", host]
+}
+
+/// `port` in decimal, without the formatting machinery.
+fn decimal(port: u16, digits: &mut [u8; 5]) -> &str {
     let mut start = digits.len();
     let mut rest = port;
     loop {
@@ -102,9 +109,8 @@ fn push_port(out: &mut String, port: u16) {
             break;
         }
     }
-    for d in &digits[start..] {
-        out.push(char::from(*d));
-    }
+    // ASCII digits are always UTF-8.
+    std::str::from_utf8(&digits[start..]).unwrap_or_default()
 }
 
 /// Route configurations are named by port, as Istio names them for sidecars.

@@ -3,13 +3,14 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 use mesh_model::istio::OutboundMode;
 use mesh_model::{MeshSnapshot, NodeType, Resolution, Service};
 use prost::Message;
 use xds_proto::pb::envoy::config::route::v3::{
-    header_matcher::HeaderMatchSpecifier, route, HeaderMatcher, Route, RouteConfiguration,
-    VirtualHost,
+    header_matcher::HeaderMatchSpecifier, route, route_action::HashPolicy, HeaderMatcher, Route,
+    RouteConfiguration, VirtualHost,
 };
 use xds_proto::protobuf::BoolValue;
 
@@ -17,8 +18,10 @@ use super::gateway;
 use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
+use super::route::default_route::{self, EncodedDefaultRoute};
 use super::route::{self as rules, prefix_match};
 use super::visibility::Visibility;
+use super::wire::{nested_len, put_nested};
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
@@ -28,31 +31,27 @@ pub fn route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Ro
         gateway::add_virtual_hosts(&mut rc, snap, proxy);
         return rc;
     }
-    sidecar_virtual_hosts(snap, proxy, name, |vh| rc.virtual_hosts.push(vh));
+    if let Some(plan) = SidecarPlan::new(snap, proxy, name) {
+        rc.virtual_hosts = plan.virtual_hosts();
+    }
     rc
 }
 
 /// [`route_configuration`], encoded. A sidecar's virtual hosts (one per
-/// visible service, a thousand at 1,000 services) are each encoded as soon
-/// as it is made and then dropped, rather than all built into one message,
-/// measured whole, encoded and freed together.
+/// visible service, a thousand at 1,000 services) are written straight to
+/// the wire from the same plan, without building each as a message first.
 pub fn encoded_route_configuration(snap: &MeshSnapshot, proxy: &Proxy, name: &str) -> Vec<u8> {
     if proxy.id.node_type == NodeType::Router {
         return route_configuration(snap, proxy, name).encode_to_vec();
     }
     let mut buf = empty(name).encode_to_vec();
-    sidecar_virtual_hosts(snap, proxy, name, |vh| {
-        // Field 2, `virtual_hosts`, length-delimited: a repeated field may
-        // come in any number of pieces, after the other fields.
-        buf.push(VIRTUAL_HOSTS_KEY);
-        // Writing into a Vec cannot run out of room.
-        let _ = vh.encode_length_delimited(&mut buf);
-    });
+    if let Some(plan) = SidecarPlan::new(snap, proxy, name) {
+        // A repeated field may come in any number of pieces, after the
+        // configuration's other fields.
+        plan.encode_virtual_hosts(&mut buf);
+    }
     buf
 }
-
-/// The key of `RouteConfiguration.virtual_hosts` (field 2, wire type 2).
-const VIRTUAL_HOSTS_KEY: u8 = (2 << 3) | 2;
 
 /// A route configuration's own fields, without virtual hosts.
 fn empty(name: &str) -> RouteConfiguration {
@@ -63,59 +62,206 @@ fn empty(name: &str) -> RouteConfiguration {
     }
 }
 
-/// Hands a sidecar's virtual hosts for the route configuration `name` to
-/// `emit`, in order.
-fn sidecar_virtual_hosts(
-    snap: &MeshSnapshot,
-    proxy: &Proxy,
-    name: &str,
-    mut emit: impl FnMut(VirtualHost),
-) {
-    let Ok(port) = name.parse::<u16>() else {
-        return;
-    };
-    if route_config_name(port) != name {
-        return;
-    }
-    let visible = Visibility::of(snap, proxy);
-    let services: Vec<(&Service, Vec<String>)> = snap
-        .services
-        .values()
-        .filter(|svc| visible.sees(svc))
-        .filter(|svc| svc.port(port).is_some_and(|p| p.protocol.is_http()))
-        .map(|svc| {
-            let d = domains(svc, name, proxy.namespace(), &snap.domain);
-            (svc.as_ref(), d)
-        })
-        .collect();
-    // Envoy rejects a route configuration in which two virtual hosts share a
-    // domain; the first service to claim one keeps it.
-    let total: usize = services.iter().map(|(_, d)| d.len()).sum();
-    let mut used_domains: HashSet<&str, BuildHasherDefault<WordHasher>> =
-        HashSet::with_capacity_and_hasher(total, BuildHasherDefault::default());
-    let keep: Vec<bool> = services
-        .iter()
-        .flat_map(|(_, ds)| ds.iter())
-        .map(|d| used_domains.insert(d.as_str()))
-        .collect();
-    drop(used_domains);
-    let mut keep = keep.into_iter();
-    for (svc, mut domains) in services {
-        domains.retain(|_| keep.next().unwrap_or(false));
-        if domains.is_empty() {
-            continue;
+// Field numbers, from envoy/config/route/v3/route.proto and
+// route_components.proto.
+/// `RouteConfiguration.virtual_hosts`.
+const CONFIG_VIRTUAL_HOSTS: u32 = 2;
+/// `VirtualHost.name`.
+const HOST_NAME: u32 = 1;
+/// `VirtualHost.domains`.
+const HOST_DOMAINS: u32 = 2;
+/// `VirtualHost.routes`.
+const HOST_ROUTES: u32 = 3;
+
+/// What a sidecar's route configuration holds, decided once: then built as
+/// messages or written to the wire, which must agree.
+struct SidecarPlan<'a> {
+    /// The configuration's name: its port in decimal.
+    port_name: &'a str,
+    port: u16,
+    hosts: Vec<HostPlan<'a>>,
+    /// The domains every host keeps, in order; each host's are a range.
+    domains: Vec<Domain<'a>>,
+    unknown_hosts: VirtualHost,
+}
+
+/// One service's virtual host.
+struct HostPlan<'a> {
+    svc: &'a Service,
+    domains: Range<usize>,
+    routes: HostRoutes,
+}
+
+enum HostRoutes {
+    /// The service's own cluster, with this hash policy.
+    Default(Vec<HashPolicy>),
+    /// A VirtualService's routes, or a default route with more to it.
+    Rules(Vec<Route>),
+}
+
+impl<'a> SidecarPlan<'a> {
+    /// `None` if `name` is not a port's route configuration.
+    fn new(snap: &'a MeshSnapshot, proxy: &Proxy, name: &'a str) -> Option<Self> {
+        let port = name.parse::<u16>().ok()?;
+        if route_config_name(port) != name {
+            return None;
         }
-        emit(VirtualHost {
-            name: with_port(svc.hostname.as_str(), name),
-            domains,
-            routes: routes(snap, svc, port, proxy),
-            ..Default::default()
-        });
+        let visible = Visibility::of(snap, proxy);
+        let mut hosts = Vec::new();
+        let mut domains = Vec::new();
+        for svc in snap
+            .services
+            .values()
+            .filter(|svc| visible.sees(svc))
+            .filter(|svc| svc.port(port).is_some_and(|p| p.protocol.is_http()))
+        {
+            let start = domains.len();
+            push_domains(&mut domains, svc, proxy.namespace(), &snap.domain);
+            hosts.push((svc.as_ref(), start..domains.len()));
+        }
+        // Envoy rejects a route configuration in which two virtual hosts
+        // share a domain; the first service to claim one keeps it.
+        let keep = first_claims(&domains, name);
+        let mut kept = Vec::with_capacity(domains.len());
+        let hosts = hosts
+            .into_iter()
+            .filter_map(|(svc, range)| {
+                let start = kept.len();
+                kept.extend(range.filter(|&i| keep[i]).map(|i| domains[i]));
+                (kept.len() > start).then(|| HostPlan {
+                    svc,
+                    domains: start..kept.len(),
+                    routes: host_routes(snap, svc, port, proxy),
+                })
+            })
+            .collect();
+        Some(SidecarPlan {
+            port_name: name,
+            port,
+            hosts,
+            domains: kept,
+            unknown_hosts: unknown_hosts(visible.outbound_mode(), proxy.is_local_mode()),
+        })
     }
-    emit(unknown_hosts(
-        visible.outbound_mode(),
-        proxy.is_local_mode(),
-    ));
+
+    fn virtual_hosts(self) -> Vec<VirtualHost> {
+        let mut out: Vec<VirtualHost> = self
+            .hosts
+            .iter()
+            .map(|h| VirtualHost {
+                name: with_port(h.svc.hostname.as_str(), self.port_name),
+                domains: self.domains[h.domains.clone()]
+                    .iter()
+                    .map(|d| d.to_string(self.port_name))
+                    .collect(),
+                routes: match &h.routes {
+                    HostRoutes::Default(hash) => {
+                        vec![default_route::hashing(
+                            &h.svc.hostname,
+                            self.port,
+                            hash.clone(),
+                        )]
+                    }
+                    HostRoutes::Rules(routes) => routes.clone(),
+                },
+                ..Default::default()
+            })
+            .collect();
+        out.push(self.unknown_hosts);
+        out
+    }
+
+    /// Appends every virtual host as `RouteConfiguration.virtual_hosts`.
+    fn encode_virtual_hosts(&self, buf: &mut Vec<u8>) {
+        let lens: Vec<usize> = self.hosts.iter().map(|h| self.host_len(h)).collect();
+        let unknown_len = self.unknown_hosts.encoded_len();
+        buf.reserve(
+            lens.iter()
+                .map(|&l| nested_len(CONFIG_VIRTUAL_HOSTS, l))
+                .sum::<usize>()
+                + nested_len(CONFIG_VIRTUAL_HOSTS, unknown_len),
+        );
+        for (h, len) in self.hosts.iter().zip(lens) {
+            put_nested(buf, CONFIG_VIRTUAL_HOSTS, len);
+            put_nested(buf, HOST_NAME, self.name_len(h));
+            for part in [h.svc.hostname.as_str(), ":", self.port_name] {
+                buf.extend_from_slice(part.as_bytes());
+            }
+            for d in &self.domains[h.domains.clone()] {
+                put_nested(buf, HOST_DOMAINS, d.len(self.port_name));
+                d.write(buf, self.port_name);
+            }
+            match &h.routes {
+                HostRoutes::Default(hash) => {
+                    let route = self.default_route(h, hash);
+                    put_nested(buf, HOST_ROUTES, route.encoded_len());
+                    route.encode_raw(buf);
+                }
+                HostRoutes::Rules(routes) => {
+                    for r in routes {
+                        put_nested(buf, HOST_ROUTES, r.encoded_len());
+                        r.encode_raw(buf);
+                    }
+                }
+            }
+        }
+        put_nested(buf, CONFIG_VIRTUAL_HOSTS, unknown_len);
+        self.unknown_hosts.encode_raw(buf);
+    }
+
+    /// The encoded size of `h` as a `VirtualHost`.
+    fn host_len(&self, h: &HostPlan<'_>) -> usize {
+        let domains: usize = self.domains[h.domains.clone()]
+            .iter()
+            .map(|d| nested_len(HOST_DOMAINS, d.len(self.port_name)))
+            .sum();
+        let routes = match &h.routes {
+            HostRoutes::Default(hash) => {
+                nested_len(HOST_ROUTES, self.default_route(h, hash).encoded_len())
+            }
+            HostRoutes::Rules(routes) => routes
+                .iter()
+                .map(|r| nested_len(HOST_ROUTES, r.encoded_len()))
+                .sum(),
+        };
+        nested_len(HOST_NAME, self.name_len(h)) + domains + routes
+    }
+
+    /// The length of `host:port`, the virtual host's name.
+    fn name_len(&self, h: &HostPlan<'_>) -> usize {
+        h.svc.hostname.as_str().len() + 1 + self.port_name.len()
+    }
+
+    fn default_route<'h>(
+        &'h self,
+        h: &'h HostPlan<'_>,
+        hash: &'h [HashPolicy],
+    ) -> EncodedDefaultRoute<'h> {
+        EncodedDefaultRoute {
+            host: h.svc.hostname.as_str(),
+            port: self.port_name,
+            hash_policy: hash,
+        }
+    }
+}
+
+/// The routes of `svc`'s virtual host on `port`: the first VirtualService
+/// (in precedence order) with a route for this port, as Istio picks one per
+/// virtual host; else the default.
+fn host_routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy: &Proxy) -> HostRoutes {
+    let ruled = snap
+        .virtual_services_for(&svc.hostname, proxy.namespace())
+        .map(|vs| rules::virtual_service_routes(snap, vs, port).collect::<Vec<_>>())
+        .find(|routes| !routes.is_empty());
+    if let Some(routes) = ruled {
+        return HostRoutes::Rules(routes);
+    }
+    let hash = default_route::default_hash_policy(snap, &svc.hostname, port);
+    if svc.resolution == Resolution::Passthrough && proxy.is_local_mode() {
+        let default = vec![default_route::hashing(&svc.hostname, port, hash)];
+        return HostRoutes::Rules(needing_destination(default, true));
+    }
+    HostRoutes::Default(hash)
 }
 
 /// The header a client of a local-mode sidecar names its destination with.
@@ -191,12 +337,72 @@ fn needing_destination(mut routes: Vec<Route>, local_mode: bool) -> Vec<Route> {
 const NO_DESTINATION_IN_LOCAL_MODE: &str = "no original destination: this sidecar does not \
      capture traffic (INTERCEPTION_MODE NONE); name the destination in x-envoy-original-dst-host\n";
 
-/// The Host header values that reach a service: the hostname, and for
-/// Kubernetes-style names the shorter forms, each also with `:port`.
-///
-/// Built once per service in every route configuration, so each string is
-/// one exact allocation: the short forms are prefixes of the hostname.
-fn domains(svc: &Service, port: &str, proxy_namespace: &str, domain: &str) -> Vec<String> {
+/// A Host header value that reaches a service: a name, with or without
+/// the configuration's `:port` after it. Written out only into the message
+/// or the wire, so a route configuration makes no string per domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Domain<'a> {
+    name: &'a str,
+    with_port: bool,
+}
+
+impl<'a> Domain<'a> {
+    fn len(&self, port: &str) -> usize {
+        if self.with_port {
+            self.name.len() + 1 + port.len()
+        } else {
+            self.name.len()
+        }
+    }
+
+    fn write(&self, buf: &mut Vec<u8>, port: &str) {
+        buf.extend_from_slice(self.name.as_bytes());
+        if self.with_port {
+            buf.push(b':');
+            buf.extend_from_slice(port.as_bytes());
+        }
+    }
+
+    fn to_string(self, port: &str) -> String {
+        if self.with_port {
+            with_port(self.name, port)
+        } else {
+            self.name.to_string()
+        }
+    }
+
+    /// Equal exactly when the two domains' text is: a name without the
+    /// port that itself ends in `:port` is the name before it, with it.
+    fn key(&self, port: &str) -> (&'a str, bool) {
+        if !self.with_port {
+            if let Some(stem) = self
+                .name
+                .strip_suffix(port)
+                .and_then(|s| s.strip_suffix(':'))
+            {
+                return (stem, true);
+            }
+        }
+        (self.name, self.with_port)
+    }
+}
+
+/// Whether each domain is the first to claim its text.
+fn first_claims(domains: &[Domain<'_>], port: &str) -> Vec<bool> {
+    let mut used: HashSet<(&str, bool), BuildHasherDefault<WordHasher>> =
+        HashSet::with_capacity_and_hasher(domains.len(), BuildHasherDefault::default());
+    domains.iter().map(|d| used.insert(d.key(port))).collect()
+}
+
+/// Appends the Host header values that reach `svc`: the hostname, and for
+/// Kubernetes-style names the shorter forms, each with and without the
+/// port. The short forms are prefixes of the hostname.
+fn push_domains<'a>(
+    out: &mut Vec<Domain<'a>>,
+    svc: &'a Service,
+    proxy_namespace: &str,
+    domain: &str,
+) {
     let host = svc.hostname.as_str();
     let mut names = [host; 4];
     let mut count = 1;
@@ -215,12 +421,16 @@ fn domains(svc: &Service, port: &str, proxy_namespace: &str, domain: &str) -> Ve
             count += 1;
         }
     }
-    let mut out = Vec::with_capacity(2 * count);
-    for n in &names[..count] {
-        out.push(with_port(n, port));
-        out.push(n.to_string());
+    for name in &names[..count] {
+        out.push(Domain {
+            name,
+            with_port: true,
+        });
+        out.push(Domain {
+            name,
+            with_port: false,
+        });
     }
-    out
 }
 
 fn with_port(name: &str, port: &str) -> String {
@@ -228,22 +438,6 @@ fn with_port(name: &str, port: &str) -> String {
     out.push_str(name);
     out.push(':');
     out.push_str(port);
-    out
-}
-
-/// The routes of the first VirtualService (in precedence order) with a route
-/// for this port, as Istio picks one per virtual host; else the default.
-fn routes(snap: &MeshSnapshot, svc: &Service, port: u16, proxy: &Proxy) -> Vec<Route> {
-    let mut out: Vec<Route> = snap
-        .virtual_services_for(&svc.hostname, proxy.namespace())
-        .map(|vs| rules::virtual_service_routes(snap, vs, port).collect::<Vec<_>>())
-        .find(|routes| !routes.is_empty())
-        .unwrap_or_default();
-    if out.is_empty() {
-        let default = vec![rules::default_route(snap, &svc.hostname, port)];
-        let passthrough = svc.resolution == Resolution::Passthrough;
-        out = needing_destination(default, passthrough && proxy.is_local_mode());
-    }
     out
 }
 
@@ -267,6 +461,7 @@ impl Hasher for WordHasher {
 mod tests {
     use super::*;
     use mesh_model::{ConfigKey, ConfigKind, Hostname};
+    use xds_proto::pb::envoy::config::core::v3::Node;
 
     fn service(host: &str) -> Service {
         Service {
@@ -282,6 +477,12 @@ mod tests {
                 name: "s".into(),
             },
         }
+    }
+
+    fn domains(svc: &Service, port: &str, proxy_namespace: &str, domain: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        push_domains(&mut out, svc, proxy_namespace, domain);
+        out.iter().map(|d| d.to_string(port)).collect()
     }
 
     #[test]
@@ -308,37 +509,118 @@ mod tests {
         );
     }
 
+    /// Every shape a virtual host takes: default routes with and without a
+    /// hash policy, VirtualService routes, a passthrough service seen by a
+    /// local-mode sidecar, short names in and out of the proxy's namespace,
+    /// and domains two services claim, one of them by a host written with
+    /// the port in it.
     #[test]
     fn the_encoded_configuration_is_the_message_encoded() {
         let snap = crate::registry::tests::snapshot_of(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
              metadata: {name: a, namespace: shop}\n\
-             spec:\n  hosts: [a.shop.svc.cluster.local, api.example.com]\n  resolution: STATIC\n\
+             spec:\n  hosts: [a.shop.svc.cluster.local, api.example.com, 'b.web.svc.cluster.local:80']\n\
+             \x20 resolution: STATIC\n\
              \x20 ports: [{number: 80, name: http, protocol: HTTP}]\n\
-             \x20 endpoints: [{address: 10.0.0.1}]\n",
+             \x20 endpoints: [{address: 10.0.0.1}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+             metadata: {name: b, namespace: web}\n\
+             spec:\n  hosts: [b.web.svc.cluster.local, hashed.web.svc.cluster.local, ruled.web.svc.cluster.local]\n\
+             \x20 resolution: STATIC\n\
+             \x20 ports: [{number: 80, name: http, protocol: HTTP}]\n\
+             \x20 endpoints: [{address: 10.0.0.2}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+             metadata: {name: through, namespace: web}\n\
+             spec:\n  hosts: [through.example.com]\n  resolution: NONE\n\
+             \x20 ports: [{number: 80, name: http, protocol: HTTP}]\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+             metadata: {name: hashed, namespace: web}\n\
+             spec:\n  host: hashed.web.svc.cluster.local\n\
+             \x20 trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {name: ruled, namespace: web}\n\
+             spec:\n  hosts: [ruled.web.svc.cluster.local]\n\
+             \x20 http:\n  - match: [{uri: {prefix: /v2}}]\n\
+             \x20   route: [{destination: {host: b.web.svc.cluster.local}}]\n\
+             \x20 - route: [{destination: {host: ruled.web.svc.cluster.local}}]\n",
         );
-        for id in [
-            "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
-            "router~10.0.0.9~gw-1.shop~shop.svc.cluster.local",
+        let mut shapes = Vec::new();
+        for (id, local) in [
+            ("sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local", true),
+            ("sidecar~10.0.0.9~web-1.web~web.svc.cluster.local", false),
+            ("router~10.0.0.9~gw-1.shop~shop.svc.cluster.local", false),
         ] {
-            let proxy = Proxy::from_node(&crate::xds::proxy::tests::local_node(id)).expect("proxy");
-            for name in ["80", "81", "nonsense"] {
+            let node = if local {
+                crate::xds::proxy::tests::local_node(id)
+            } else {
+                Node {
+                    id: id.into(),
+                    ..Default::default()
+                }
+            };
+            let proxy = Proxy::from_node(&node).expect("proxy");
+            for name in ["80", "81", "080", "nonsense"] {
                 let message = route_configuration(&snap, &proxy, name);
                 let bytes = encoded_route_configuration(&snap, &proxy, name);
                 let decoded = RouteConfiguration::decode(bytes.as_slice()).expect("decodes");
                 assert_eq!(decoded, message, "{id} {name}");
+                shapes.extend(message.virtual_hosts.iter().map(|v| {
+                    let routes: Vec<_> = v.routes.iter().map(|r| r.name.clone()).collect();
+                    (v.name.clone(), v.domains.len(), routes)
+                }));
             }
         }
-        let sidecar = Proxy::from_node(&crate::xds::proxy::tests::local_node(
-            "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
-        ))
-        .expect("proxy");
-        assert_eq!(
-            route_configuration(&snap, &sidecar, "80")
-                .virtual_hosts
-                .len(),
-            3
+        // The cases above are all there to compare.
+        let has = |name: &str| shapes.iter().any(|(n, _, _)| n == name);
+        for name in [
+            "a.shop.svc.cluster.local:80",
+            "hashed.web.svc.cluster.local:80",
+            "ruled.web.svc.cluster.local:80",
+            "through.example.com:80",
+            "b.web.svc.cluster.local:80:80",
+        ] {
+            assert!(has(name), "{name} in {shapes:?}");
+        }
+        assert!(
+            shapes.iter().any(|(_, _, r)| r.len() > 1),
+            "a virtual host with several routes: {shapes:?}"
         );
+        let web = Proxy::from_node(&Node {
+            id: "sidecar~10.0.0.9~web-1.web~web.svc.cluster.local".into(),
+            ..Default::default()
+        })
+        .expect("proxy");
+        let web_routes = route_configuration(&snap, &web, "80");
+        let host = |name: &str| {
+            web_routes
+                .virtual_hosts
+                .iter()
+                .find(|v| v.name == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        // `b.web.svc.cluster.local:80`, written as a host, and the port form
+        // of `b.web.svc.cluster.local` are one domain: the first service by
+        // hostname keeps it.
+        assert!(host("b.web.svc.cluster.local:80")
+            .domains
+            .contains(&"b.web.svc.cluster.local:80".to_string()));
+        assert_eq!(
+            host("b.web.svc.cluster.local:80:80").domains,
+            ["b.web.svc.cluster.local:80:80"]
+        );
+        let policy = |name: &str| {
+            host(name)
+                .routes
+                .into_iter()
+                .next()
+                .and_then(|r| match r.action {
+                    Some(route::Action::Route(a)) => Some(a.hash_policy.len()),
+                    _ => None,
+                })
+        };
+        assert_eq!(policy("hashed.web.svc.cluster.local:80"), Some(1));
+        assert_eq!(policy("b.web.svc.cluster.local:80"), Some(0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::generate::Named;
 use super::grpc::Encode;
+use super::wire::{bytes_len, nested_len, put_bytes, put_nested, put_string, string_len};
 
 /// A state-of-the-world `DiscoveryResponse`.
 #[derive(Debug, Clone, Default)]
@@ -146,59 +147,6 @@ fn put_any(buf: &mut Vec<u8>, r: &Named) {
     put_bytes(buf, field::ANY_VALUE, &r.resource.value);
 }
 
-/// Wire type of strings, bytes and messages.
-const LENGTH_DELIMITED: u32 = 2;
-
-/// A singular length-delimited field's encoded size. As in proto3, an
-/// empty one is left out.
-fn string_len(field: u32, s: &str) -> usize {
-    bytes_len(field, s.as_bytes())
-}
-
-fn bytes_len(field: u32, b: &[u8]) -> usize {
-    if b.is_empty() {
-        0
-    } else {
-        nested_len(field, b.len())
-    }
-}
-
-/// The size of a field of `len` bytes with its key and length.
-fn nested_len(field: u32, len: usize) -> usize {
-    varint_len(u64::from(field << 3)) + varint_len(len as u64) + len
-}
-
-fn put_string(buf: &mut Vec<u8>, field: u32, s: &str) {
-    put_bytes(buf, field, s.as_bytes());
-}
-
-fn put_bytes(buf: &mut Vec<u8>, field: u32, b: &[u8]) {
-    if !b.is_empty() {
-        put_nested(buf, field, b.len());
-        buf.extend_from_slice(b);
-    }
-}
-
-/// The key and length of a field whose `len` bytes follow.
-fn put_nested(buf: &mut Vec<u8>, field: u32, len: usize) {
-    put_varint(buf, u64::from(field << 3 | LENGTH_DELIMITED));
-    put_varint(buf, len as u64);
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    // Seven bits per byte; zero still takes one.
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
 /// `digest` as 16 lowercase hex digits, as `Named::version` spells it.
 fn put_hex(buf: &mut Vec<u8>, digest: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -293,23 +241,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn varint_lengths_match_what_is_written() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            u64::from(u32::MAX),
-            u64::MAX,
-        ] {
-            let mut buf = Vec::new();
-            put_varint(&mut buf, v);
-            assert_eq!(buf.len(), varint_len(v), "{v}");
-        }
     }
 }

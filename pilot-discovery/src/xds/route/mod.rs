@@ -1,6 +1,7 @@
 //! One VirtualService HTTP rule as Envoy routes: its matches, then what to
 //! do (forward, redirect or answer) and the policies on the way.
 
+pub mod default_route;
 pub mod matching;
 pub mod policy;
 
@@ -22,7 +23,7 @@ use xds_proto::protobuf::UInt32Value;
 
 use super::cluster_policy;
 use super::common::duration;
-use super::names::{outbound_cluster_name, ClusterName};
+use super::names::ClusterName;
 
 pub use matching::prefix_match;
 
@@ -58,20 +59,6 @@ pub fn default_action(cluster: String) -> RouteAction {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
         timeout: Some(duration(Duration::ZERO)),
         retry_policy: policy::retry_policy(None),
-        ..Default::default()
-    }
-}
-
-/// The route of a service no VirtualService rules: its own cluster with
-/// Istio's defaults and its DestinationRule's hash key, if it has one.
-pub fn default_route(snap: &MeshSnapshot, host: &Hostname, port: u16) -> Route {
-    let policy = cluster_policy::effective(snap, host, "", port);
-    let mut action = default_action(outbound_cluster_name(port, "", host));
-    action.hash_policy = cluster_policy::hash_policy(&policy);
-    Route {
-        name: "default".to_string(),
-        r#match: Some(prefix_match("/")),
-        action: Some(route::Action::Route(action)),
         ..Default::default()
     }
 }
