@@ -143,10 +143,13 @@ pub fn generate_shared<N: Borrow<str> + Ord>(
     names: &BTreeSet<N>,
 ) -> Vec<Named> {
     match type_url {
-        type_url::CLUSTER => cds::clusters(snap, proxy)
-            .iter()
-            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
-            .collect(),
+        type_url::CLUSTER => {
+            let mut out = Vec::new();
+            cds::for_each_cluster(snap, proxy, |c| {
+                out.push(Named::new(&c.name, xds_proto::pack(c)))
+            });
+            out
+        }
         type_url::LISTENER => lds::listeners(snap, proxy)
             .iter()
             .map(|l| Named::new(&l.name, xds_proto::pack(l)))
