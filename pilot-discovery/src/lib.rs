@@ -6,6 +6,7 @@
 //! fans the push out to every stream, where the SotW or delta state machine
 //! turns it into Envoy resources.
 
+pub mod accept;
 pub mod configdir;
 pub mod debug;
 pub mod debug_access;

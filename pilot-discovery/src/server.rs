@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::accept::without_nagle;
 use crate::configdir::{watch_folder, ConfigFolder};
 use crate::debug::DebugState;
 use crate::debug_access::DebugAccess;
@@ -157,19 +157,13 @@ pub async fn run(
     let ads = || AdsService::new(hub.clone(), stop_rx.clone());
     let grpc = grpc_server(&opts.keepalive)
         .add_service(ads())
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
-            stopped(stop_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(without_nagle(grpc_listener), stopped(stop_rx.clone()));
     let secure_grpc = match secure {
         Some((listener, tls)) => Some(
             grpc_server(&opts.keepalive)
                 .tls_config(tls)?
                 .add_service(ads())
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
-                    stopped(stop_rx.clone()),
-                ),
+                .serve_with_incoming_shutdown(without_nagle(listener), stopped(stop_rx.clone())),
         ),
         None => None,
     };
