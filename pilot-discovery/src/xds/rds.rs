@@ -145,29 +145,31 @@ impl<'a> SidecarPlan<'a> {
     }
 
     fn virtual_hosts(self) -> Vec<VirtualHost> {
-        let mut out: Vec<VirtualHost> = self
-            .hosts
-            .iter()
+        let SidecarPlan {
+            port_name,
+            port,
+            hosts,
+            domains,
+            unknown_hosts,
+        } = self;
+        let mut out: Vec<VirtualHost> = hosts
+            .into_iter()
             .map(|h| VirtualHost {
-                name: with_port(h.svc.hostname.as_str(), self.port_name),
-                domains: self.domains[h.domains.clone()]
+                name: with_port(h.svc.hostname.as_str(), port_name),
+                domains: domains[h.domains]
                     .iter()
-                    .map(|d| d.to_string(self.port_name))
+                    .map(|d| d.to_string(port_name))
                     .collect(),
-                routes: match &h.routes {
+                routes: match h.routes {
                     HostRoutes::Default(hash) => {
-                        vec![default_route::hashing(
-                            &h.svc.hostname,
-                            self.port,
-                            hash.clone(),
-                        )]
+                        vec![default_route::hashing(&h.svc.hostname, port, hash)]
                     }
-                    HostRoutes::Rules(routes) => routes.clone(),
+                    HostRoutes::Rules(routes) => routes,
                 },
                 ..Default::default()
             })
             .collect();
-        out.push(self.unknown_hosts);
+        out.push(unknown_hosts);
         out
     }
 
