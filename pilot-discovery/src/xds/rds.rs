@@ -92,6 +92,17 @@ struct HostPlan<'a> {
     routes: HostRoutes,
 }
 
+impl<'a> HostPlan<'a> {
+    /// The virtual host's name, `host:port`: the text of the hostname's
+    /// domain with the port.
+    fn name(&self) -> Domain<'a> {
+        Domain {
+            name: self.svc.hostname.as_str(),
+            with_port: true,
+        }
+    }
+}
+
 enum HostRoutes {
     /// The service's own cluster, with this hash policy.
     Default(Vec<HashPolicy>),
@@ -155,7 +166,7 @@ impl<'a> SidecarPlan<'a> {
         let mut out: Vec<VirtualHost> = hosts
             .into_iter()
             .map(|h| VirtualHost {
-                name: with_port(h.svc.hostname.as_str(), port_name),
+                name: h.name().to_string(port_name),
                 domains: domains[h.domains]
                     .iter()
                     .map(|d| d.to_string(port_name))
@@ -185,10 +196,8 @@ impl<'a> SidecarPlan<'a> {
         );
         for (h, len) in self.hosts.iter().zip(lens) {
             put_nested(buf, CONFIG_VIRTUAL_HOSTS, len);
-            put_nested(buf, HOST_NAME, self.name_len(h));
-            for part in [h.svc.hostname.as_str(), ":", self.port_name] {
-                buf.extend_from_slice(part.as_bytes());
-            }
+            put_nested(buf, HOST_NAME, h.name().len(self.port_name));
+            h.name().write(buf, self.port_name);
             for d in &self.domains[h.domains.clone()] {
                 put_nested(buf, HOST_DOMAINS, d.len(self.port_name));
                 d.write(buf, self.port_name);
@@ -226,12 +235,7 @@ impl<'a> SidecarPlan<'a> {
                 .map(|r| nested_len(HOST_ROUTES, r.encoded_len()))
                 .sum(),
         };
-        nested_len(HOST_NAME, self.name_len(h)) + domains + routes
-    }
-
-    /// The length of `host:port`, the virtual host's name.
-    fn name_len(&self, h: &HostPlan<'_>) -> usize {
-        h.svc.hostname.as_str().len() + 1 + self.port_name.len()
+        nested_len(HOST_NAME, h.name().len(self.port_name)) + domains + routes
     }
 
     fn default_route<'h>(
