@@ -9,9 +9,9 @@ use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::configdir::{Changes, ConfigError, ConfigFolder};
+use crate::configdir::{Burst, ConfigError, ConfigFolder};
 use crate::metrics::Metrics;
-use crate::push::UpdateKind;
+use crate::push::{SourceEvent, UpdateKind};
 use crate::registry::{build_snapshot_with, Conversions};
 use crate::resource::{Origins, ResourceMap};
 
@@ -139,13 +139,13 @@ pub fn count_rejected(metrics: &Metrics, kind: Option<ConfigKind>) {
 /// sends one event per changed resource to the debouncer.
 pub async fn run_folder(
     mut folder: ConfigFolder,
-    mut signals: mpsc::Receiver<Changes>,
+    mut signals: mpsc::Receiver<Burst>,
     state: watch::Sender<Arc<SourceState>>,
-    events: mpsc::Sender<UpdateKind>,
+    events: mpsc::Sender<SourceEvent>,
     metrics: Metrics,
 ) {
-    while let Some(changes) = signals.recv().await {
-        let reload = match folder.reload_changed(&changes) {
+    while let Some(burst) = signals.recv().await {
+        let reload = match folder.reload_changed(&burst.changes) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(dir = %folder.dir().display(), error = %e, "cannot read config folder; keeping the current config");
@@ -165,17 +165,19 @@ pub async fn run_folder(
             state.send_replace(Arc::new(folder_state_with(&folder, errors)));
         }
         let kinds: Vec<UpdateKind> = reload.changed.iter().map(|k| update_kind(k.kind)).collect();
-        if !send_events(kinds, &events, &metrics).await {
+        let seen = tokio::time::Instant::from_std(burst.first_event);
+        if !send_events(kinds, seen, &events, &metrics).await {
             return;
         }
     }
 }
 
-/// Counts and sends one event per changed resource to the debouncer; false
-/// once the debouncer is gone (shutting down).
+/// Counts and sends one event per changed resource, first seen at `seen`,
+/// to the debouncer; false once the debouncer is gone (shutting down).
 pub async fn send_events(
     kinds: impl IntoIterator<Item = UpdateKind>,
-    events: &mpsc::Sender<UpdateKind>,
+    seen: tokio::time::Instant,
+    events: &mpsc::Sender<SourceEvent>,
     metrics: &Metrics,
 ) -> bool {
     for kind in kinds {
@@ -183,7 +185,7 @@ pub async fn send_events(
             .inbound_updates
             .with_label_values(&[kind.label()])
             .inc();
-        if events.send(kind).await.is_err() {
+        if events.send(SourceEvent { kind, seen }).await.is_err() {
             return false;
         }
     }

@@ -7,4 +7,4 @@ mod watch;
 
 pub use folder::{ConfigFolder, Reload};
 pub use parse::{parse_file, parse_object, ConfigError, ParsedFile, DEFAULT_NAMESPACE};
-pub use watch::{watch_folder, Changes};
+pub use watch::{watch_folder, Burst, Changes};

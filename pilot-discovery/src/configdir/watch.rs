@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -48,31 +48,70 @@ impl Changes {
     }
 }
 
-/// Watches `dir` and yields what changed, once per burst of changes.
-///
-/// The returned watcher must be kept alive for as long as changes are wanted.
-pub fn watch_folder(dir: &Path) -> notify::Result<(RecommendedWatcher, mpsc::Receiver<Changes>)> {
-    // Events pile up here while a burst lasts, and while the folder's reader
-    // is busy with the previous one.
-    let pending = Arc::new(Mutex::new(Changes::default()));
-    let (raw_tx, mut raw_rx) = mpsc::channel::<()>(1);
-    let seen = pending.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+/// One burst of changes, as handed to the folder's reader.
+#[derive(Debug)]
+pub struct Burst {
+    pub changes: Changes,
+    /// When the first event of the burst arrived. The quiet period and the
+    /// reader's backlog come after it, and the push pipeline counts its
+    /// windows from here.
+    pub first_event: Instant,
+}
+
+/// Events gathered while a burst lasts.
+#[derive(Default)]
+struct Pending {
+    changes: Changes,
+    first_event: Option<Instant>,
+}
+
+impl Pending {
+    fn note(&mut self, event: notify::Result<notify::Event>) {
+        self.first_event.get_or_insert_with(Instant::now);
         match event {
-            Ok(e) if e.kind.is_access() => return,
-            Ok(e) => seen.lock().unwrap_or_else(PoisonError::into_inner).add(&e),
+            Ok(e) => self.changes.add(&e),
             Err(e) => {
                 // The backend may have dropped events with this error.
                 tracing::warn!(error = %e, "config folder watch error; the folder will be re-read");
-                *seen.lock().unwrap_or_else(PoisonError::into_inner) = Changes::everything();
+                self.changes = Changes::everything();
             }
         }
+    }
+
+    fn take(&mut self) -> Option<Burst> {
+        let pending = std::mem::take(self);
+        if pending.changes == Changes::default() {
+            return None;
+        }
+        Some(Burst {
+            changes: pending.changes,
+            first_event: pending.first_event.unwrap_or_else(Instant::now),
+        })
+    }
+}
+
+/// Watches `dir` and yields what changed, once per burst of changes.
+///
+/// The returned watcher must be kept alive for as long as changes are wanted.
+pub fn watch_folder(dir: &Path) -> notify::Result<(RecommendedWatcher, mpsc::Receiver<Burst>)> {
+    // Events pile up here while a burst lasts, and while the folder's reader
+    // is busy with the previous one.
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let (raw_tx, mut raw_rx) = mpsc::channel::<()>(1);
+    let seen = pending.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if matches!(&event, Ok(e) if e.kind.is_access()) {
+            return;
+        }
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(event);
         // A full channel already holds a pending signal, which is enough.
         let _ = raw_tx.try_send(());
     })?;
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
 
-    let (tx, rx) = mpsc::channel::<Changes>(1);
+    let (tx, rx) = mpsc::channel::<Burst>(1);
     tokio::spawn(async move {
         while raw_rx.recv().await.is_some() {
             // Wait for the burst to end, or for MAX_WAIT.
@@ -84,12 +123,12 @@ pub fn watch_folder(dir: &Path) -> notify::Result<(RecommendedWatcher, mpsc::Rec
                     Ok(None) | Err(_) => break,
                 }
             }
-            let changes =
-                std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
-            if changes == Changes::default() {
-                continue;
-            }
-            if tx.send(changes).await.is_err() {
+            let burst = pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            let Some(burst) = burst else { continue };
+            if tx.send(burst).await.is_err() {
                 return;
             }
         }
@@ -108,6 +147,31 @@ mod tests {
             e = e.add_path(PathBuf::from(p));
         }
         e
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_dated_from_its_first_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_watcher, mut bursts) = watch_folder(dir.path()).expect("watch");
+        let before = Instant::now();
+        std::fs::write(dir.path().join("a.yaml"), "kind: x\n").expect("write");
+        let burst = tokio::time::timeout(Duration::from_secs(10), bursts.recv())
+            .await
+            .expect("a burst within 10 s")
+            .expect("the watcher is running");
+        let received = Instant::now();
+        assert!(
+            burst.changes.paths.iter().any(|p| p.ends_with("a.yaml")),
+            "{burst:?}"
+        );
+        assert!(burst.first_event >= before, "dated before the write");
+        // The quiet period came after the first event, so the burst's date
+        // is not when it was handed over.
+        assert!(
+            received >= burst.first_event + QUIET_PERIOD,
+            "dated {:?} before it was received",
+            received - burst.first_event
+        );
     }
 
     #[test]

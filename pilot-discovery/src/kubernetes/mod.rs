@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::metrics::Metrics;
-use crate::push::UpdateKind;
+use crate::push::SourceEvent;
 use crate::sources::SourceState;
 
 pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
@@ -84,7 +84,7 @@ impl KubeSource {
 /// configuration fails here; an unreachable server only delays the sync.
 pub async fn start(
     opts: KubeOptions,
-    events: mpsc::Sender<UpdateKind>,
+    events: mpsc::Sender<SourceEvent>,
     metrics: Metrics,
 ) -> Result<KubeSource, KubeError> {
     let client = client::connect(&opts).await?;

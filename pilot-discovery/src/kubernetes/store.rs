@@ -18,7 +18,7 @@ use super::convert::Converted;
 use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
-use crate::push::UpdateKind;
+use crate::push::SourceEvent;
 use crate::resource::{Origins, Resource, ResourceMap};
 use crate::sources::{send_events, update_kind, SourceError, SourceState};
 
@@ -204,10 +204,11 @@ pub async fn run(
     mut updates: mpsc::Receiver<Update>,
     state: watch::Sender<Arc<SourceState>>,
     synced: watch::Sender<bool>,
-    events: mpsc::Sender<UpdateKind>,
+    events: mpsc::Sender<SourceEvent>,
     metrics: Metrics,
 ) {
     while let Some(first) = updates.recv().await {
+        let seen = tokio::time::Instant::now();
         let was_synced = store.synced();
         let mut changed = store.apply(first);
         let mut batch = 1;
@@ -231,7 +232,8 @@ pub async fn run(
             }
             continue;
         }
-        if !send_events(changed.into_iter().map(update_kind), &events, &metrics).await {
+        let kinds = changed.into_iter().map(update_kind);
+        if !send_events(kinds, seen, &events, &metrics).await {
             return;
         }
     }

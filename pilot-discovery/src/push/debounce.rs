@@ -11,6 +11,11 @@
 //! waiting for `max` would leave proxies sending traffic to endpoints that
 //! are gone for seconds. Endpoint pushes are small and incremental, so
 //! pushing them on a short fixed window costs little.
+//!
+//! Both windows count from when a source first saw a change, not from when
+//! the change reached the debouncer. A source may hold a change back for its
+//! own reasons (the config folder waits for a file to be written whole), and
+//! that wait is spent inside the window rather than added to it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,26 +64,47 @@ impl Default for DebounceConfig {
     }
 }
 
+/// One change a source saw.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceEvent {
+    pub kind: UpdateKind,
+    /// When the source first saw the change.
+    pub seen: Instant,
+}
+
+impl SourceEvent {
+    /// A change seen just now.
+    pub fn now(kind: UpdateKind) -> Self {
+        SourceEvent {
+            kind,
+            seen: Instant::now(),
+        }
+    }
+}
+
 /// The events of one burst.
 #[derive(Debug, Clone)]
 pub struct Merged {
+    /// When a source first saw a change of this burst.
     pub first: Instant,
+    /// When the last event of the burst reached the debouncer.
     pub last: Instant,
     pub counts: BTreeMap<UpdateKind, usize>,
 }
 
 impl Merged {
-    fn new(kind: UpdateKind, now: Instant) -> Self {
+    fn new(event: SourceEvent, now: Instant) -> Self {
         Merged {
-            first: now,
+            first: event.seen.min(now),
             last: now,
-            counts: BTreeMap::from([(kind, 1)]),
+            counts: BTreeMap::from([(event.kind, 1)]),
         }
     }
 
-    fn add(&mut self, kind: UpdateKind, now: Instant) {
+    fn add(&mut self, event: SourceEvent, now: Instant) {
+        self.first = self.first.min(event.seen);
         self.last = now;
-        *self.counts.entry(kind).or_default() += 1;
+        *self.counts.entry(event.kind).or_default() += 1;
     }
 
     pub fn total(&self) -> usize {
@@ -101,14 +127,15 @@ impl Merged {
 
 /// Runs until every sender of `events` is gone, calling `fire` once per
 /// burst. `fire` runs on this task, so events arriving meanwhile simply wait
-/// in the channel and join the next burst.
+/// in the channel and join the next burst; their windows count from when
+/// they were seen, so the wait is not added to them.
 pub async fn run(
-    mut events: mpsc::Receiver<UpdateKind>,
+    mut events: mpsc::Receiver<SourceEvent>,
     cfg: DebounceConfig,
     mut fire: impl FnMut(Merged),
 ) {
-    while let Some(kind) = events.recv().await {
-        let mut merged = Merged::new(kind, Instant::now());
+    while let Some(event) = events.recv().await {
+        let mut merged = Merged::new(event, Instant::now());
         let mut closed = false;
         while !cfg.after.is_zero() {
             let deadline = merged.deadline(&cfg);
@@ -116,7 +143,7 @@ pub async fn run(
                 biased;
                 _ = tokio::time::sleep_until(deadline) => break,
                 event = events.recv() => match event {
-                    Some(kind) => merged.add(kind, Instant::now()),
+                    Some(event) => merged.add(event, Instant::now()),
                     None => {
                         closed = true;
                         break;
@@ -139,7 +166,7 @@ mod tests {
     type Fired = Arc<Mutex<Vec<(Duration, usize)>>>;
 
     /// Starts a debouncer whose bursts are recorded as (time since start, events).
-    fn start(cfg: DebounceConfig) -> (mpsc::Sender<UpdateKind>, Fired) {
+    fn start(cfg: DebounceConfig) -> (mpsc::Sender<SourceEvent>, Fired) {
         let (tx, rx) = mpsc::channel(64);
         let fired: Fired = Arc::default();
         let log = fired.clone();
@@ -168,7 +195,9 @@ mod tests {
     async fn a_burst_becomes_one_push() {
         let (tx, f) = start(CFG);
         for _ in 0..5 {
-            tx.send(UpdateKind::Svc).await.expect("send");
+            tx.send(SourceEvent::now(UpdateKind::Svc))
+                .await
+                .expect("send");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The last event came 20 ms ago; 59 ms more is still inside the
@@ -179,7 +208,9 @@ mod tests {
         assert_eq!(fired(&f), vec![5]);
 
         // A later event starts a new burst.
-        tx.send(UpdateKind::Config).await.expect("send");
+        tx.send(SourceEvent::now(UpdateKind::Config))
+            .await
+            .expect("send");
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(fired(&f), vec![5, 1]);
     }
@@ -189,7 +220,9 @@ mod tests {
         let (tx, f) = start(CFG);
         // One event every 50 ms for 2.5 s: never 100 ms of quiet.
         for _ in 0..50 {
-            tx.send(UpdateKind::Config).await.expect("send");
+            tx.send(SourceEvent::now(UpdateKind::Config))
+                .await
+                .expect("send");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let bursts = fired(&f);
@@ -209,7 +242,9 @@ mod tests {
         // One endpoint event every 40 ms: never 100 ms of quiet, and yet
         // each push is at most 100 ms after the first event it carries.
         for _ in 0..25 {
-            tx.send(UpdateKind::Eds).await.expect("send");
+            tx.send(SourceEvent::now(UpdateKind::Eds))
+                .await
+                .expect("send");
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         // Let the last burst end.
@@ -221,13 +256,36 @@ mod tests {
 
         // A config event in the burst brings back the quiet-period rule.
         let (tx, f) = start(CFG);
-        tx.send(UpdateKind::Config).await.expect("send");
+        tx.send(SourceEvent::now(UpdateKind::Config))
+            .await
+            .expect("send");
         for _ in 0..5 {
-            tx.send(UpdateKind::Eds).await.expect("send");
+            tx.send(SourceEvent::now(UpdateKind::Eds))
+                .await
+                .expect("send");
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(fired(&f), vec![6]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn windows_count_from_when_the_source_saw_the_change() {
+        let (tx, f) = start(CFG);
+        // The source held the change for 30 ms before passing it on (as the
+        // config folder does while a file is being written): 70 ms of the
+        // endpoint window are left.
+        let seen = Instant::now();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let event = SourceEvent {
+            kind: UpdateKind::Eds,
+            seen,
+        };
+        tx.send(event).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(69)).await;
+        assert!(fired(&f).is_empty(), "fired before the window ended");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(fired(&f), vec![1], "the window was extended by the wait");
     }
 
     #[tokio::test(start_paused = true)]
@@ -237,7 +295,9 @@ mod tests {
             ..CFG
         });
         for _ in 0..3 {
-            tx.send(UpdateKind::Svc).await.expect("send");
+            tx.send(SourceEvent::now(UpdateKind::Svc))
+                .await
+                .expect("send");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(fired(&f), vec![1, 1, 1]);
@@ -246,7 +306,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closing_the_channel_flushes_the_last_burst() {
         let (tx, f) = start(CFG);
-        tx.send(UpdateKind::Config).await.expect("send");
+        tx.send(SourceEvent::now(UpdateKind::Config))
+            .await
+            .expect("send");
         drop(tx);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(fired(&f), vec![1]);
