@@ -72,16 +72,6 @@ pub struct SourceEvent {
     pub seen: Instant,
 }
 
-impl SourceEvent {
-    /// A change seen just now.
-    pub fn now(kind: UpdateKind) -> Self {
-        SourceEvent {
-            kind,
-            seen: Instant::now(),
-        }
-    }
-}
-
 /// The events of one burst.
 #[derive(Debug, Clone)]
 pub struct Merged {
@@ -179,6 +169,12 @@ mod tests {
         (tx, fired)
     }
 
+    /// Sends a change its source saw just now.
+    async fn send(tx: &mpsc::Sender<SourceEvent>, kind: UpdateKind) {
+        let seen = Instant::now();
+        tx.send(SourceEvent { kind, seen }).await.expect("send");
+    }
+
     fn fired(f: &Fired) -> Vec<usize> {
         f.lock()
             .map(|v| v.iter().map(|(_, n)| *n).collect())
@@ -195,9 +191,7 @@ mod tests {
     async fn a_burst_becomes_one_push() {
         let (tx, f) = start(CFG);
         for _ in 0..5 {
-            tx.send(SourceEvent::now(UpdateKind::Svc))
-                .await
-                .expect("send");
+            send(&tx, UpdateKind::Svc).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The last event came 20 ms ago; 59 ms more is still inside the
@@ -208,9 +202,7 @@ mod tests {
         assert_eq!(fired(&f), vec![5]);
 
         // A later event starts a new burst.
-        tx.send(SourceEvent::now(UpdateKind::Config))
-            .await
-            .expect("send");
+        send(&tx, UpdateKind::Config).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(fired(&f), vec![5, 1]);
     }
@@ -220,9 +212,7 @@ mod tests {
         let (tx, f) = start(CFG);
         // One event every 50 ms for 2.5 s: never 100 ms of quiet.
         for _ in 0..50 {
-            tx.send(SourceEvent::now(UpdateKind::Config))
-                .await
-                .expect("send");
+            send(&tx, UpdateKind::Config).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let bursts = fired(&f);
@@ -242,9 +232,7 @@ mod tests {
         // One endpoint event every 40 ms: never 100 ms of quiet, and yet
         // each push is at most 100 ms after the first event it carries.
         for _ in 0..25 {
-            tx.send(SourceEvent::now(UpdateKind::Eds))
-                .await
-                .expect("send");
+            send(&tx, UpdateKind::Eds).await;
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         // Let the last burst end.
@@ -256,13 +244,9 @@ mod tests {
 
         // A config event in the burst brings back the quiet-period rule.
         let (tx, f) = start(CFG);
-        tx.send(SourceEvent::now(UpdateKind::Config))
-            .await
-            .expect("send");
+        send(&tx, UpdateKind::Config).await;
         for _ in 0..5 {
-            tx.send(SourceEvent::now(UpdateKind::Eds))
-                .await
-                .expect("send");
+            send(&tx, UpdateKind::Eds).await;
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -295,9 +279,7 @@ mod tests {
             ..CFG
         });
         for _ in 0..3 {
-            tx.send(SourceEvent::now(UpdateKind::Svc))
-                .await
-                .expect("send");
+            send(&tx, UpdateKind::Svc).await;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(fired(&f), vec![1, 1, 1]);
@@ -306,9 +288,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closing_the_channel_flushes_the_last_burst() {
         let (tx, f) = start(CFG);
-        tx.send(SourceEvent::now(UpdateKind::Config))
-            .await
-            .expect("send");
+        send(&tx, UpdateKind::Config).await;
         drop(tx);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(fired(&f), vec![1]);
