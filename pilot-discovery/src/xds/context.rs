@@ -9,7 +9,7 @@
 //! with an empty cache; the old one is freed with the last push that uses it.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,6 +19,7 @@ use xds_proto::type_url;
 
 use super::gateway;
 use super::generate::{endpoint_clusters, generate, generate_own, generate_shared, Named};
+use super::hashing::NameMap;
 use super::held::set_digest;
 use super::hub::lock;
 use super::intern::Names;
@@ -33,13 +34,13 @@ type ScopeClusters = (Arc<PushScope>, Arc<[String]>);
 /// add a cell; generation runs outside it, and streams that want the same
 /// cell at the same time wait for the first one instead of repeating it.
 struct Cells<K, V> {
-    cells: Mutex<HashMap<K, Arc<OnceLock<V>>>>,
+    cells: Mutex<NameMap<K, Arc<OnceLock<V>>>>,
 }
 
 impl<K: Eq + Hash, V: Clone> Cells<K, V> {
     fn new() -> Self {
         Cells {
-            cells: Mutex::new(HashMap::new()),
+            cells: Mutex::new(NameMap::default()),
         }
     }
 
@@ -114,7 +115,7 @@ pub struct Listed {
     digest: u64,
     /// Each resource's version by name, for the delta streams that hold the
     /// list (`Held`); made the first time one looks a name up.
-    versions: OnceLock<HashMap<Arc<str>, u64>>,
+    versions: OnceLock<NameMap<Arc<str>, u64>>,
 }
 
 impl Listed {

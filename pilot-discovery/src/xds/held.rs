@@ -3,11 +3,11 @@
 //! one comparison instead of one lookup per resource. The list every proxy
 //! of a shape was sent is held by reference, not copied per proxy.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::context::{ResourceSet, SharedList};
 use super::generate::Named;
+use super::hashing::NameMap;
 
 /// The digest of a set of resources, from each one's digest: the same
 /// whatever the order, and cheap to update by one resource.
@@ -39,7 +39,7 @@ pub struct Held {
     /// Where the proxy differs from `base`: a version it holds (of a
     /// resource not in `base`, or another version of one that is), or, as
     /// `None`, a resource of `base` it no longer holds.
-    changes: HashMap<Arc<str>, Option<u64>>,
+    changes: NameMap<Arc<str>, Option<u64>>,
     /// How many of `changes` name a resource of `base`.
     base_changed: usize,
     /// [`set_digest`] of what is held.
@@ -52,7 +52,7 @@ impl Held {
         let shared = set.shared();
         let mut held = Held {
             base: (!shared.items().is_empty()).then(|| shared.clone()),
-            changes: HashMap::new(),
+            changes: NameMap::default(),
             base_changed: 0,
             digest: shared.digest(),
         };
@@ -141,8 +141,11 @@ impl Held {
     }
 
     pub fn insert(&mut self, name: Arc<str>, version: u64) {
-        let before = self.get(&name);
         let in_base = self.base_version(&name);
+        let before = match self.changes.get(&*name) {
+            Some(change) => *change,
+            None => in_base,
+        };
         self.record(name, Some(version), in_base);
         self.digest = self.digest.wrapping_add(1).wrapping_add(mix(version));
         if let Some(old) = before {

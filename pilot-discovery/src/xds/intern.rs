@@ -8,16 +8,17 @@
 //! shared too: a thousand proxies of a few shapes keep a few sets, and a
 //! subscription is known by its address instead of by walking its names.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Deref;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde::{Serialize, Serializer};
 
+use super::hashing::NameSet as HashedNames;
 use super::held::mix;
 use super::hub::lock;
 
-static NAMES: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Mutex::default);
+static NAMES: LazyLock<Mutex<HashedNames<Arc<str>>>> = LazyLock::new(Mutex::default);
 
 type NameSet = BTreeSet<Arc<str>>;
 

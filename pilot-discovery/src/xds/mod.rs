@@ -11,6 +11,7 @@ pub mod eds;
 mod gateway;
 pub mod generate;
 pub mod grpc;
+mod hashing;
 mod held;
 pub mod hub;
 pub mod identity;
