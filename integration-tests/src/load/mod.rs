@@ -2,6 +2,7 @@
 //! many simulated sidecars on real ADS streams.
 
 pub mod fleet;
+pub mod grpc;
 pub mod lite;
 pub mod proxy;
 pub mod record;

@@ -9,13 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use prost::Message;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::Streaming;
+use tokio::sync::watch;
 use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 
+use super::grpc::{Inbound, Outbound};
 use super::lite::{digest, facts, DeltaResponse, SotwResponse};
 use super::record::{dependent, type_byte, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES};
 
@@ -149,64 +147,51 @@ async fn stream(
         .connect()
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
-    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX);
-    grpc.ready().await.context("channel not ready")?;
     match flavour {
-        Flavour::Sotw => sotw(proxy, &mut grpc, shared).await,
-        Flavour::Delta => delta(proxy, &mut grpc, shared).await,
+        Flavour::Sotw => sotw(proxy, &channel, shared).await,
+        Flavour::Delta => delta(proxy, &channel, shared).await,
     }
 }
-
-type Grpc = tonic::client::Grpc<tonic::transport::Channel>;
 
 /// Opens an ADS stream at `path` whose first requests are `first`, and
 /// marks the proxy connected. Envoy's order: clusters, then listeners, the
 /// node on the first request only.
-async fn open<Req, Resp>(
+async fn open<Req: Message>(
     proxy: &SimProxy,
     shared: &Shared,
-    grpc: &mut Grpc,
+    channel: &tonic::transport::Channel,
     path: &'static str,
     first: impl Fn(Option<Node>, &str) -> Req,
-) -> anyhow::Result<(mpsc::Sender<Req>, Streaming<Resp>)>
-where
-    Req: Message + Send + 'static,
-    Resp: Message + Default + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel::<Req>(16);
+) -> anyhow::Result<(Outbound, Inbound)> {
+    let (tx, inbound) = super::grpc::open(channel, path).await?;
     let node = node(&proxy.node_id, &proxy.namespace);
-    tx.send(first(Some(node), TYPES[CDS])).await?;
-    tx.send(first(None, TYPES[LDS])).await?;
-    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    let inbound = grpc
-        .streaming(
-            tonic::Request::new(ReceiverStream::new(rx)),
-            PathAndQuery::from_static(path),
-            codec,
-        )
-        .await
-        .context("stream refused")?
-        .into_inner();
+    tx.send(&first(Some(node), TYPES[CDS])).await?;
+    tx.send(&first(None, TYPES[LDS])).await?;
     mark_connected(proxy, shared);
     Ok((tx, inbound))
 }
 
-async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
-    let (tx, mut inbound) =
-        open::<_, SotwResponse>(proxy, shared, grpc, SOTW_PATH, |node, t| DiscoveryRequest {
+async fn sotw(
+    proxy: &SimProxy,
+    channel: &tonic::transport::Channel,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let (tx, mut inbound) = open(proxy, shared, channel, SOTW_PATH, |node, t| {
+        DiscoveryRequest {
             node,
             type_url: t.to_string(),
             ..Default::default()
-        })
-        .await?;
+        }
+    })
+    .await?;
     // The last nonce and version per type, for ACKs and subscription updates.
     let mut acked: [(String, String); 4] = Default::default();
-    while let Some(resp) = inbound.message().await.context("stream failed")? {
+    while let Some(resp) = inbound.message::<SotwResponse>().await? {
         let t = type_index(&resp.type_url)
             .with_context(|| format!("response of unknown type {}", resp.type_url))?;
         let (subscribed, follow_up) = apply_sotw(proxy, shared, t, &resp)?;
         acked[t] = (resp.version_info.clone(), resp.nonce.clone());
-        tx.send(DiscoveryRequest {
+        tx.send(&DiscoveryRequest {
             version_info: resp.version_info,
             resource_names: subscribed,
             type_url: resp.type_url,
@@ -215,7 +200,7 @@ async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Res
         })
         .await?;
         if let Some((d, names)) = follow_up {
-            tx.send(DiscoveryRequest {
+            tx.send(&DiscoveryRequest {
                 version_info: acked[d].0.clone(),
                 resource_names: names,
                 type_url: TYPES[d].to_string(),
@@ -229,8 +214,12 @@ async fn sotw(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Res
     anyhow::bail!("the server ended the stream")
 }
 
-async fn delta(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Result<()> {
-    let (tx, mut inbound) = open::<_, DeltaResponse>(proxy, shared, grpc, DELTA_PATH, |node, t| {
+async fn delta(
+    proxy: &SimProxy,
+    channel: &tonic::transport::Channel,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let (tx, mut inbound) = open(proxy, shared, channel, DELTA_PATH, |node, t| {
         DeltaDiscoveryRequest {
             node,
             type_url: t.to_string(),
@@ -238,18 +227,18 @@ async fn delta(proxy: &SimProxy, grpc: &mut Grpc, shared: &Shared) -> anyhow::Re
         }
     })
     .await?;
-    while let Some(resp) = inbound.message().await.context("stream failed")? {
+    while let Some(resp) = inbound.message::<DeltaResponse>().await? {
         let t = type_index(&resp.type_url)
             .with_context(|| format!("response of unknown type {}", resp.type_url))?;
         let follow_up = apply_delta(proxy, shared, t, &resp)?;
-        tx.send(DeltaDiscoveryRequest {
+        tx.send(&DeltaDiscoveryRequest {
             type_url: resp.type_url,
             response_nonce: resp.nonce,
             ..Default::default()
         })
         .await?;
         if let Some(req) = follow_up {
-            tx.send(req).await?;
+            tx.send(&req).await?;
         }
         check_complete(proxy, shared);
     }
