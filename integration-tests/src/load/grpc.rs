@@ -56,9 +56,21 @@ pub fn frame(msg: &impl Message) -> Bytes {
     buf.freeze()
 }
 
-/// Opens a streaming call to `path` on `channel`.
-pub async fn open(channel: &Channel, path: &str) -> anyhow::Result<(Outbound, Inbound)> {
-    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
+/// Opens a streaming call to `path` on `channel`, its body starting with
+/// `first`. They are queued before the call is made: a server may send no
+/// response headers until it has a request (grpc-go servers, istiod among
+/// them, do not), and the call returns only once the headers have come.
+pub async fn open<M: Message>(
+    channel: &Channel,
+    path: &str,
+    first: &[M],
+) -> anyhow::Result<(Outbound, Inbound)> {
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE.max(first.len()));
+    for msg in first {
+        tx.send(frame(msg))
+            .await
+            .context("queueing the first requests")?;
+    }
     let requests = ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let request = http::Request::builder()
         .method(http::Method::POST)

@@ -163,10 +163,9 @@ async fn open<Req: Message>(
     path: &'static str,
     first: impl Fn(Option<Node>, &str) -> Req,
 ) -> anyhow::Result<(Outbound, Inbound)> {
-    let (tx, inbound) = super::grpc::open(channel, path).await?;
     let node = node(&proxy.node_id, &proxy.namespace);
-    tx.send(&first(Some(node), TYPES[CDS])).await?;
-    tx.send(&first(None, TYPES[LDS])).await?;
+    let requests = [first(Some(node), TYPES[CDS]), first(None, TYPES[LDS])];
+    let (tx, inbound) = super::grpc::open(channel, path, &requests).await?;
     mark_connected(proxy, shared);
     Ok((tx, inbound))
 }
