@@ -63,6 +63,7 @@ impl Fleet {
                 Arc::new(SimProxy::new(
                     format!("sidecar~127.0.0.1~{prefix}-{i:05}.{ns}~{ns}.svc.cluster.local"),
                     ns,
+                    shared.names.clone(),
                 ))
             })
             .collect();

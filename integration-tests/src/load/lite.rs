@@ -4,6 +4,7 @@
 //! Field numbers are Envoy's (`envoy/service/discovery/v3/discovery.proto`,
 //! `cluster.proto`, `listener.proto`, `http_connection_manager.proto`).
 
+use prost::bytes::Bytes;
 use prost::Message;
 
 /// `google.protobuf.Any`, value left encoded, as a view of the received
@@ -58,11 +59,14 @@ pub struct DeltaResponse {
     pub removed_resources: Vec<String>,
 }
 
+// Names are read as bytes, not strings: views of the received response,
+// with neither a copy nor a UTF-8 check per resource.
+
 /// `Cluster`: its name and discovery type.
 #[derive(Clone, PartialEq, Message)]
 struct LiteCluster {
-    #[prost(string, tag = "1")]
-    name: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    name: Bytes,
     #[prost(int32, tag = "2")]
     discovery_type: i32,
 }
@@ -74,14 +78,14 @@ const EDS: i32 = 3;
 /// `RouteConfiguration` alike is the resource's name.
 #[derive(Clone, PartialEq, Message)]
 struct Named {
-    #[prost(string, tag = "1")]
-    name: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    name: Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct LiteListener {
-    #[prost(string, tag = "1")]
-    name: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    name: Bytes,
     #[prost(message, repeated, tag = "3")]
     filter_chains: Vec<LiteFilterChain>,
 }
@@ -107,26 +111,27 @@ struct LiteHcm {
 
 #[derive(Clone, PartialEq, Message)]
 struct LiteRds {
-    #[prost(string, tag = "2")]
-    route_config_name: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    route_config_name: Bytes,
 }
 
 const HCM_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 /// What the client needs from one resource: its name and the names it makes
-/// the proxy subscribe to next (EDS for an EDS cluster, RDS for a listener).
+/// the proxy subscribe to next (EDS for an EDS cluster, RDS for a listener),
+/// as views of the resource's encoding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
-    pub name: String,
-    pub needs: Vec<String>,
+    pub name: Bytes,
+    pub needs: Vec<Bytes>,
 }
 
 /// Reads the facts of a resource of type `type_url` from its encoding.
-pub fn facts(type_url: &str, bytes: &[u8]) -> Result<Facts, prost::DecodeError> {
+pub fn facts(type_url: &str, bytes: &Bytes) -> Result<Facts, prost::DecodeError> {
     Ok(match type_url {
         xds_proto::type_url::CLUSTER => {
-            let c = LiteCluster::decode(bytes)?;
+            let c = LiteCluster::decode(bytes.clone())?;
             let needs = if c.discovery_type == EDS {
                 vec![c.name.clone()]
             } else {
@@ -138,11 +143,11 @@ pub fn facts(type_url: &str, bytes: &[u8]) -> Result<Facts, prost::DecodeError> 
             }
         }
         xds_proto::type_url::LISTENER => {
-            let l = LiteListener::decode(bytes)?;
+            let l = LiteListener::decode(bytes.clone())?;
             let mut needs = Vec::new();
             for f in l.filter_chains.iter().flat_map(|fc| &fc.filters) {
                 if let Some(any) = f.typed_config.as_ref().filter(|a| a.type_url == HCM_TYPE) {
-                    if let Some(rds) = LiteHcm::decode(any.value.as_ref())?.rds {
+                    if let Some(rds) = LiteHcm::decode(any.value.clone())?.rds {
                         needs.push(rds.route_config_name);
                     }
                 }
@@ -153,7 +158,7 @@ pub fn facts(type_url: &str, bytes: &[u8]) -> Result<Facts, prost::DecodeError> 
             }
         }
         _ => Facts {
-            name: Named::decode(bytes)?.name,
+            name: Named::decode(bytes.clone())?.name,
             needs: Vec::new(),
         },
     })
@@ -182,16 +187,16 @@ mod tests {
             cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
             ..Default::default()
         };
-        let f = facts(xds_proto::type_url::CLUSTER, &eds.encode_to_vec()).expect("decodes");
+        let f = facts(xds_proto::type_url::CLUSTER, &eds.encode_to_vec().into()).expect("decodes");
         assert_eq!(f.name, "outbound|80||a");
-        assert_eq!(f.needs, vec!["outbound|80||a".to_string()]);
+        assert_eq!(f.needs, vec![Bytes::from("outbound|80||a")]);
 
         let stat = Cluster {
             name: "BlackHoleCluster".into(),
             cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
             ..Default::default()
         };
-        let f = facts(xds_proto::type_url::CLUSTER, &stat.encode_to_vec()).expect("decodes");
+        let f = facts(xds_proto::type_url::CLUSTER, &stat.encode_to_vec().into()).expect("decodes");
         assert!(f.needs.is_empty());
 
         let hcm = HttpConnectionManager {
@@ -212,9 +217,9 @@ mod tests {
             }],
             ..Default::default()
         };
-        let f = facts(xds_proto::type_url::LISTENER, &l.encode_to_vec()).expect("decodes");
+        let f = facts(xds_proto::type_url::LISTENER, &l.encode_to_vec().into()).expect("decodes");
         assert_eq!(f.name, "127.0.0.1_80");
-        assert_eq!(f.needs, vec!["80".to_string()]);
+        assert_eq!(f.needs, vec![Bytes::from("80")]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use prost::bytes::Bytes;
 use prost::Message;
 use tokio::sync::watch;
 use xds_proto::pb::envoy::config::core::v3::Node;
@@ -15,7 +16,9 @@ use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, Discov
 
 use super::grpc::{Inbound, Outbound};
 use super::lite::{digest, facts, DeltaResponse, SotwResponse};
-use super::record::{dependent, type_byte, type_index, Arrival, Record, CDS, EDS, LDS, RDS, TYPES};
+use super::record::{
+    dependent, type_byte, type_index, Arrival, NameTable, Record, CDS, EDS, LDS, RDS, TYPES,
+};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -53,6 +56,8 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Record each arriving resource with its time.
     pub recording: AtomicBool,
+    /// The names every proxy's subscriptions refer to.
+    pub names: Arc<NameTable>,
 }
 
 /// One proxy: who it is and what it holds.
@@ -64,11 +69,11 @@ pub struct SimProxy {
 }
 
 impl SimProxy {
-    pub fn new(node_id: String, namespace: String) -> Self {
+    pub fn new(node_id: String, namespace: String, names: Arc<NameTable>) -> Self {
         SimProxy {
             node_id,
             namespace,
-            record: Mutex::new(Record::default()),
+            record: Mutex::new(Record::new(names)),
         }
     }
 
@@ -325,12 +330,12 @@ fn arrival(t: usize, name: u64, at: Instant) -> Arrival {
 fn hold(
     rec: &mut Record,
     t: usize,
-    bytes: &[u8],
+    bytes: &Bytes,
     recording: bool,
     now: Instant,
 ) -> anyhow::Result<()> {
     let f = facts(TYPES[t], bytes).with_context(|| format!("undecodable {}", TYPES[t]))?;
-    let key = digest(f.name.as_bytes());
+    let key = digest(&f.name);
     rec.resources[t].insert(key, digest(bytes));
     if dependent(t).is_some() {
         rec.set_needs(t, key, f.needs);

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
+
+use prost::bytes::Bytes;
 
 use super::lite::digest;
 
@@ -77,6 +80,22 @@ impl Hasher for DigestHasher {
     }
 }
 
+/// The names the proxies of a fleet subscribe to, each kept once for the
+/// whole fleet, by digest. A thousand proxies subscribe to the same 3,000
+/// endpoint names; a string per name per proxy was a third of the load
+/// client's memory, and first touches of memory are most of its cost on
+/// this kind of VM (BENCHMARKS.md).
+#[derive(Debug, Default)]
+pub struct NameTable {
+    names: Mutex<ByDigest<Box<str>>>,
+}
+
+impl NameTable {
+    fn lock(&self) -> MutexGuard<'_, ByDigest<Box<str>>> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Record {
     pub started: Option<Instant>,
@@ -93,14 +112,15 @@ pub struct Record {
     /// For clusters and listeners: name digest → what the resource needs.
     needs: [ByDigest<Needs>; 2],
     /// For clusters and listeners: how many resources need each name, by
-    /// the name's digest.
+    /// the name's digest. Once the subscription is brought up to date, its
+    /// keys are the EDS and RDS names subscribed to.
     wanted: [ByDigest<u32>; 2],
     /// Digests whose `wanted` count came to or left zero since the
-    /// subscription was last brought up to date, with the name when it
-    /// came to one (the only case that may subscribe to it).
-    touched: [Vec<(u64, Option<String>)>; 2],
-    /// EDS and RDS names subscribed to, by digest.
-    subscribed: [ByDigest<String>; 2],
+    /// subscription was last brought up to date, in order, with the name
+    /// (a view of the received response) when it came to one.
+    touched: [Vec<(u64, Option<Bytes>)>; 2],
+    /// Where the names behind the digests are kept.
+    names: Arc<NameTable>,
     /// Whether a response of each type has arrived.
     pub seen: [bool; 4],
     pub arrivals: Vec<Arrival>,
@@ -144,33 +164,46 @@ pub fn slot(t: usize) -> usize {
 }
 
 impl Record {
+    /// An empty record whose subscribed names are kept in `names`.
+    pub fn new(names: Arc<NameTable>) -> Self {
+        Record {
+            names,
+            ..Default::default()
+        }
+    }
+
     /// Every type has arrived and every needed EDS and RDS resource is held.
     pub fn is_complete(&self) -> bool {
         // Checked after every response: while fewer resources are held than
         // subscribed to, the answer is no without a lookup per name.
         self.seen.iter().all(|s| *s)
-            && self.resources[EDS].len() >= self.subscribed[0].len()
-            && self.resources[RDS].len() >= self.subscribed[1].len()
-            && self.subscribed[0]
+            && self.resources[EDS].len() >= self.wanted[0].len()
+            && self.resources[RDS].len() >= self.wanted[1].len()
+            && self.wanted[0]
                 .keys()
                 .all(|k| self.resources[EDS].contains_key(k))
-            && self.subscribed[1]
+            && self.wanted[1]
                 .keys()
                 .all(|k| self.resources[RDS].contains_key(k))
     }
 
     /// The names of type `t` (EDS or RDS) subscribed to.
     pub fn subscribed(&self, t: usize) -> Vec<String> {
-        self.subscribed[slot(t)].values().cloned().collect()
+        let names = self.names.lock();
+        self.wanted[slot(t)]
+            .keys()
+            .filter_map(|k| names.get(k))
+            .map(|n| n.to_string())
+            .collect()
     }
 
     /// Resource `key` of type `t` (clusters or listeners) now needs
     /// `needs`, in place of what it needed before.
-    pub fn set_needs(&mut self, t: usize, key: u64, needs: Vec<String>) {
+    pub fn set_needs(&mut self, t: usize, key: u64, needs: Vec<Bytes>) {
         let s = slot(t);
         let mut digests = Vec::with_capacity(needs.len());
         for n in needs {
-            let k = digest(n.as_bytes());
+            let k = digest(&n);
             let count = self.wanted[s].entry(k).or_insert(0);
             *count += 1;
             if *count == 1 {
@@ -214,21 +247,31 @@ impl Record {
     pub fn update_subscription(&mut self, t: usize) -> Option<(Vec<String>, Vec<String>)> {
         let s = slot(t);
         let mut touched = std::mem::take(&mut self.touched[s]);
-        touched.sort_unstable_by_key(|(k, _)| *k);
+        if touched.is_empty() {
+            return None;
+        }
+        // Stable: within a digest's group, touches stay in the order made.
+        touched.sort_by_key(|(k, _)| *k);
+        let mut names = self.names.lock();
         let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
         for group in touched.chunk_by_mut(|a, b| a.0 == b.0) {
             let k = group[0].0;
-            let wanted = self.wanted[s].contains_key(&k);
-            if wanted && !self.subscribed[s].contains_key(&k) {
-                // Wanted and not yet subscribed: its count came to one
-                // since the last update, which recorded the name.
+            // Subscribed before these touches exactly when the first of
+            // them took the count away from zero, not up to one.
+            let was = group[0].1.is_none();
+            let now = self.wanted[s].contains_key(&k);
+            if now && !was {
+                // Its count came to one since the last update, which
+                // recorded the name.
                 if let Some(n) = group.iter_mut().find_map(|(_, n)| n.take()) {
-                    self.subscribed[s].insert(k, n.clone());
-                    subscribe.push(n);
+                    let name = names
+                        .entry(k)
+                        .or_insert_with(|| String::from_utf8_lossy(&n).into());
+                    subscribe.push(name.to_string());
                 }
-            } else if !wanted {
-                if let Some(n) = self.subscribed[s].remove(&k) {
-                    unsubscribe.push(n);
+            } else if was && !now {
+                if let Some(name) = names.get(&k) {
+                    unsubscribe.push(name.to_string());
                 }
             }
         }
@@ -307,7 +350,7 @@ mod tests {
                     let key = random(12);
                     let needs: Vec<String> =
                         (0..random(3)).map(|_| format!("n{}", random(10))).collect();
-                    rec.set_needs(CDS, key, needs.clone());
+                    rec.set_needs(CDS, key, needs.iter().cloned().map(Bytes::from).collect());
                     model.insert(key, needs);
                 }
             }
