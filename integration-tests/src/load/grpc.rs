@@ -132,6 +132,15 @@ impl Inbound {
 
     /// The next message, or `None` once the stream has ended cleanly.
     pub async fn message<M: Message + Default>(&mut self) -> anyhow::Result<Option<M>> {
+        match self.next().await? {
+            Some(bytes) => M::decode(bytes).map(Some).context("undecodable message"),
+            None => Ok(None),
+        }
+    }
+
+    /// The next message's encoding, or `None` once the stream has ended
+    /// cleanly.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
         if !self.fill(HEADER).await? {
             if self.buffered == 0 {
                 return Ok(None);
@@ -150,8 +159,7 @@ impl Inbound {
                 self.buffered
             );
         }
-        let bytes = self.take(len);
-        M::decode(bytes).map(Some).context("undecodable message")
+        Ok(Some(self.take(len)))
     }
 
     /// Reads until `n` bytes are buffered; false if the stream ends first.

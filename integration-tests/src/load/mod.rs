@@ -7,6 +7,7 @@ pub mod lite;
 pub mod proxy;
 pub mod record;
 pub mod scale;
+pub mod scan;
 pub mod server;
 
 pub use fleet::{Expect, Fleet};

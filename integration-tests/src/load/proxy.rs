@@ -15,7 +15,7 @@ use xds_proto::pb::envoy::config::core::v3::Node;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 
 use super::grpc::{Inbound, Outbound};
-use super::lite::{digest, facts, DeltaResponse, SotwResponse};
+use super::lite::{digest, facts, ResponseView};
 use super::record::{
     dependent, type_byte, type_index, Arrival, NameTable, Record, CDS, EDS, LDS, RDS, TYPES,
 };
@@ -190,16 +190,17 @@ async fn sotw(
     .await?;
     // The last nonce and version per type, for ACKs and subscription updates.
     let mut acked: [(String, String); 4] = Default::default();
-    while let Some(resp) = inbound.message::<SotwResponse>().await? {
-        let t = type_index(&resp.type_url)
+    while let Some(msg) = inbound.next().await? {
+        let resp = ResponseView::sotw(&msg).context("undecodable response")?;
+        let t = type_index(resp.type_url)
             .with_context(|| format!("response of unknown type {}", resp.type_url))?;
-        let (subscribed, follow_up) = apply_sotw(proxy, shared, t, &resp)?;
-        acked[t] = (resp.version_info.clone(), resp.nonce.clone());
+        let (subscribed, follow_up) = apply_sotw(proxy, shared, t, &resp, &msg)?;
+        acked[t] = (resp.version.to_string(), resp.nonce.to_string());
         tx.send(&DiscoveryRequest {
-            version_info: resp.version_info,
+            version_info: resp.version.to_string(),
             resource_names: subscribed,
-            type_url: resp.type_url,
-            response_nonce: resp.nonce,
+            type_url: resp.type_url.to_string(),
+            response_nonce: resp.nonce.to_string(),
             ..Default::default()
         })
         .await?;
@@ -231,13 +232,14 @@ async fn delta(
         }
     })
     .await?;
-    while let Some(resp) = inbound.message::<DeltaResponse>().await? {
-        let t = type_index(&resp.type_url)
+    while let Some(msg) = inbound.next().await? {
+        let resp = ResponseView::delta(&msg).context("undecodable response")?;
+        let t = type_index(resp.type_url)
             .with_context(|| format!("response of unknown type {}", resp.type_url))?;
-        let follow_up = apply_delta(proxy, shared, t, &resp)?;
+        let follow_up = apply_delta(proxy, shared, t, &resp, &msg)?;
         tx.send(&DeltaDiscoveryRequest {
-            type_url: resp.type_url,
-            response_nonce: resp.nonce,
+            type_url: resp.type_url.to_string(),
+            response_nonce: resp.nonce.to_string(),
             ..Default::default()
         })
         .await?;
@@ -256,7 +258,8 @@ fn apply_sotw(
     proxy: &SimProxy,
     shared: &Shared,
     t: usize,
-    resp: &SotwResponse,
+    resp: &ResponseView<'_>,
+    msg: &Bytes,
 ) -> anyhow::Result<(Vec<String>, Option<(usize, Vec<String>)>)> {
     let mut rec = proxy.record();
     let recording = shared.recording.load(Ordering::Relaxed);
@@ -266,10 +269,11 @@ fn apply_sotw(
         rec.clear_needs(t);
     }
     let now = Instant::now();
-    for any in &resp.resources {
-        hold(&mut rec, t, &any.value, recording, now)?;
+    for value in resp.resources() {
+        let value = value.with_context(|| format!("undecodable response of {}", resp.type_url))?;
+        hold(&mut rec, t, value, msg, recording, now)?;
     }
-    note_response(&mut rec, t, resp.encoded_len() as u64);
+    note_response(&mut rec, t, resp.len() as u64);
     let subscribed = match t {
         EDS | RDS => rec.subscribed(t),
         _ => Vec::new(),
@@ -285,19 +289,19 @@ fn apply_delta(
     proxy: &SimProxy,
     shared: &Shared,
     t: usize,
-    resp: &DeltaResponse,
+    resp: &ResponseView<'_>,
+    msg: &Bytes,
 ) -> anyhow::Result<Option<DeltaDiscoveryRequest>> {
     let mut rec = proxy.record();
     let recording = shared.recording.load(Ordering::Relaxed);
     let now = Instant::now();
-    for r in &resp.resources {
-        match &r.resource {
-            Some(any) => hold(&mut rec, t, &any.value, recording, now)?,
-            None => anyhow::bail!("a resource of {} has no body", resp.type_url),
-        }
+    for value in resp.resources() {
+        let value = value.with_context(|| format!("undecodable response of {}", resp.type_url))?;
+        hold(&mut rec, t, value, msg, recording, now)?;
     }
-    for name in &resp.removed_resources {
-        let key = digest(name.as_bytes());
+    for name in resp.removed() {
+        let name = name.with_context(|| format!("undecodable response of {}", resp.type_url))?;
+        let key = digest(name);
         rec.resources[t].remove(&key);
         if dependent(t).is_some() {
             rec.drop_needs(t, key);
@@ -306,7 +310,7 @@ fn apply_delta(
             rec.arrivals.push(arrival(t, key, now));
         }
     }
-    note_response(&mut rec, t, resp.encoded_len() as u64);
+    note_response(&mut rec, t, resp.len() as u64);
     Ok(dependent(t).and_then(|d| {
         let (subscribe, unsubscribe) = rec.update_subscription(t)?;
         Some(DeltaDiscoveryRequest {
@@ -326,19 +330,22 @@ fn arrival(t: usize, name: u64, at: Instant) -> Arrival {
     }
 }
 
-/// Stores one resource of type `t`.
+/// Stores one resource of type `t`, encoded as `bytes` inside the
+/// response `msg`.
 fn hold(
     rec: &mut Record,
     t: usize,
-    bytes: &Bytes,
+    bytes: &[u8],
+    msg: &Bytes,
     recording: bool,
     now: Instant,
 ) -> anyhow::Result<()> {
     let f = facts(TYPES[t], bytes).with_context(|| format!("undecodable {}", TYPES[t]))?;
-    let key = digest(&f.name);
+    let key = digest(f.name);
     rec.resources[t].insert(key, digest(bytes));
     if dependent(t).is_some() {
-        rec.set_needs(t, key, f.needs);
+        // Names are views of `msg`, kept as such without a copy.
+        rec.set_needs(t, key, &f.needs, |n| msg.slice_ref(n));
     }
     if recording {
         rec.arrivals.push(arrival(t, key, now));

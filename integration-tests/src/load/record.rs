@@ -139,14 +139,6 @@ enum Needs {
 }
 
 impl Needs {
-    fn new(digests: Vec<u64>) -> Option<Needs> {
-        match digests.as_slice() {
-            [] => None,
-            [one] => Some(Needs::One(*one)),
-            _ => Some(Needs::Many(digests.into_boxed_slice())),
-        }
-    }
-
     fn digests(&self) -> &[u64] {
         match self {
             Needs::One(k) => std::slice::from_ref(k),
@@ -198,26 +190,42 @@ impl Record {
     }
 
     /// Resource `key` of type `t` (clusters or listeners) now needs
-    /// `needs`, in place of what it needed before.
-    pub fn set_needs(&mut self, t: usize, key: u64, needs: Vec<Bytes>) {
+    /// `needs`, in place of what it needed before. `keep` makes a name
+    /// that comes to be needed into one the record can keep until the
+    /// subscription is next brought up to date.
+    pub fn set_needs(
+        &mut self,
+        t: usize,
+        key: u64,
+        needs: &[&[u8]],
+        keep: impl Fn(&[u8]) -> Bytes,
+    ) {
         let s = slot(t);
-        let mut digests = Vec::with_capacity(needs.len());
-        for n in needs {
-            let k = digest(&n);
-            let count = self.wanted[s].entry(k).or_insert(0);
-            *count += 1;
-            if *count == 1 {
-                self.touched[s].push((k, Some(n)));
-            }
-            digests.push(k);
-        }
-        let before = match Needs::new(digests) {
+        let now = match needs {
+            [] => None,
+            [one] => Some(Needs::One(self.want(s, one, &keep))),
+            many => Some(Needs::Many(
+                many.iter().map(|n| self.want(s, n, &keep)).collect(),
+            )),
+        };
+        let before = match now {
             Some(needs) => self.needs[s].insert(key, needs),
             None => self.needs[s].remove(&key),
         };
         if let Some(before) = before {
             self.unneed(s, before.digests());
         }
+    }
+
+    /// Counts one more need of `name`; its digest.
+    fn want(&mut self, s: usize, name: &[u8], keep: impl Fn(&[u8]) -> Bytes) -> u64 {
+        let k = digest(name);
+        let count = self.wanted[s].entry(k).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.touched[s].push((k, Some(keep(name))));
+        }
+        k
     }
 
     /// Nothing of type `t` needs anything any more (a state-of-the-world
@@ -280,7 +288,7 @@ impl Record {
 
     /// Forgets what resource `key` of type `t` needed.
     pub fn drop_needs(&mut self, t: usize, key: u64) {
-        self.set_needs(t, key, Vec::new());
+        self.set_needs(t, key, &[], Bytes::copy_from_slice);
     }
 
     /// An order-independent digest of everything held of type `t`, and how
@@ -350,7 +358,8 @@ mod tests {
                     let key = random(12);
                     let needs: Vec<String> =
                         (0..random(3)).map(|_| format!("n{}", random(10))).collect();
-                    rec.set_needs(CDS, key, needs.iter().cloned().map(Bytes::from).collect());
+                    let views: Vec<&[u8]> = needs.iter().map(|n| n.as_bytes()).collect();
+                    rec.set_needs(CDS, key, &views, Bytes::copy_from_slice);
                     model.insert(key, needs);
                 }
             }
