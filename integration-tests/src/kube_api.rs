@@ -341,25 +341,11 @@ pub async fn create_yaml(client: &Client, text: &str) -> anyhow::Result<()> {
             None => (String::new(), types.api_version.clone()),
         };
         let gvk = kube::core::GroupVersionKind::gvk(&group, &version, &types.kind);
-        let mut resolved = discovery.resolve_gvk(&gvk);
-        if resolved.is_none() {
-            // A kind whose definition was created a moment ago.
-            wait::until(&format!("{} to be served", types.kind), STARTUP, || {
-                let client = client.clone();
-                let gvk = gvk.clone();
-                async move {
-                    let d = Discovery::new(client)
-                        .run()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(d.resolve_gvk(&gvk).is_some().then_some(d))
-                }
-            })
-            .await
-            .map(|d| discovery = d)?;
-            resolved = discovery.resolve_gvk(&gvk);
+        if discovery.resolve_gvk(&gvk).is_none() {
+            // A kind whose definition was created a moment ago, by other means.
+            discovery = served(client, &gvk).await?;
         }
-        let (resource, caps) = resolved.context("kind not served")?;
+        let (resource, caps) = discovery.resolve_gvk(&gvk).context("kind not served")?;
         let api: Api<DynamicObject> = match (caps.scope, obj.metadata.namespace.as_deref()) {
             (Scope::Namespaced, ns) => {
                 Api::namespaced_with(client.clone(), ns.unwrap_or("default"), &resource)
@@ -370,8 +356,47 @@ pub async fn create_yaml(client: &Client, text: &str) -> anyhow::Result<()> {
         api.create(&PostParams::default(), &obj)
             .await
             .with_context(|| format!("cannot create {} {name}", types.kind))?;
+        // The API server accepts a definition before it serves its kind; the
+        // caller may read discovery next, as `kubectl wait` would let it.
+        if let Some(defined) = defined_kind(&types.kind, &obj) {
+            discovery = served(client, &defined).await?;
+        }
     }
     Ok(())
+}
+
+/// The kind a CustomResourceDefinition defines, at its first served version.
+fn defined_kind(kind: &str, obj: &DynamicObject) -> Option<kube::core::GroupVersionKind> {
+    if kind != "CustomResourceDefinition" {
+        return None;
+    }
+    let spec = &obj.data["spec"];
+    let version = spec["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["served"].as_bool() == Some(true))?["name"]
+        .as_str()?;
+    Some(kube::core::GroupVersionKind::gvk(
+        spec["group"].as_str()?,
+        version,
+        spec["names"]["kind"].as_str()?,
+    ))
+}
+
+/// Discovery once `gvk` is served.
+async fn served(client: &Client, gvk: &kube::core::GroupVersionKind) -> anyhow::Result<Discovery> {
+    wait::until(&format!("{} to be served", gvk.kind), STARTUP, || {
+        let client = client.clone();
+        let gvk = gvk.clone();
+        async move {
+            let d = Discovery::new(client)
+                .run()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(d.resolve_gvk(&gvk).is_some().then_some(d))
+        }
+    })
+    .await
 }
 
 /// The repository's `manifests/` folder.

@@ -531,36 +531,22 @@ async fn manifests_apply_and_their_role_is_all_discovery_needs() {
         .await
         .expect("service");
 
-    // The API server serves a new CRD's kind a moment after accepting it,
-    // so each is waited for; a kind the manifests lack never appears.
-    let served = wait::until(
-        "every kind the model reads to be served from the manifests' CRDs",
-        CONVERGE,
-        || {
-            let client = client.clone();
-            async move {
-                let served = pilot_discovery::kubernetes::discovery::discover(
-                    &client,
-                    pilot_discovery::kubernetes::EndpointApiChoice::Auto,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                let all = pilot_discovery::kubernetes::discovery::ISTIO_KINDS.len();
-                if served.istio.len() == all {
-                    Ok(Some(served))
-                } else {
-                    let kinds: Vec<_> = served.istio.iter().map(|k| k.kind).collect();
-                    Err(format!("{} of {all} served: {kinds:?}", kinds.len()))
-                }
-            }
-        },
+    // The 1.20 server serves no discovery.k8s.io/v1: Endpoints are watched.
+    let served = pilot_discovery::kubernetes::discovery::discover(
+        &client,
+        pilot_discovery::kubernetes::EndpointApiChoice::Auto,
     )
     .await
     .expect("discovery");
-    // The 1.20 server serves no discovery.k8s.io/v1: Endpoints are watched.
     assert_eq!(
         served.endpoint_api,
         pilot_discovery::kubernetes::EndpointApi::Endpoints
+    );
+    assert_eq!(
+        served.istio.len(),
+        pilot_discovery::kubernetes::discovery::ISTIO_KINDS.len(),
+        "every kind the model reads has its CRD in the manifests: {:?}",
+        served.istio
     );
 
     let work = tempfile::tempdir().expect("tempdir");
