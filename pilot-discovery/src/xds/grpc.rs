@@ -1,16 +1,21 @@
 //! gRPC framing of a server stream: requests read and responses written
-//! each in a buffer of its own.
+//! each in buffers of their own.
 //!
 //! tonic's generated servers encode every message of a stream into one
 //! growable buffer that keeps the capacity of the largest message for as
 //! long as the stream lives. An ADS stream lives for hours and its first
 //! responses are its largest (a route configuration alone can weigh
 //! hundreds of kilobytes at 1,000 services), so every connected proxy kept
-//! that much memory for nothing. Here each response is encoded into a
-//! buffer of exactly its size, handed to the HTTP/2 layer and freed once
-//! written. Requests are read the same way: tonic's reader keeps a buffer
-//! the size of the largest request (a proxy's subscription to every
-//! endpoint of the mesh), this one frees each request's bytes once decoded.
+//! that much memory for nothing. Here each response is written in chunks of
+//! at most [`CHUNK`] bytes (a part larger than that alone in one), each
+//! handed to the HTTP/2 layer and freed once written. A whole response in
+//! one buffer was a fresh allocation of up to a megabyte per response; with
+//! a thousand proxies connecting, faulting in and zeroing those pages was a
+//! sixth of the server's work, while chunks of a few tens of kilobytes are
+//! reused from the allocator's free lists. Requests are read the same way
+//! as before: tonic's reader keeps a buffer the size of the largest request
+//! (a proxy's subscription to every endpoint of the mesh), this one frees
+//! each request's bytes once decoded.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -24,18 +29,38 @@ use tonic::Status;
 
 /// A message a stream writes: Envoy's prost messages, and the responses
 /// written straight from shared resources (`xds/response.rs`).
+///
+/// A message is written as a sequence of parts (a response's resources,
+/// say) whose encodings, one after the other, are the message's encoding,
+/// so that it can be written a chunk at a time.
 pub trait Encode {
-    /// The exact size [`Encode::encode_to`] appends.
-    fn encoded_len(&self) -> usize;
-    fn encode_to(&self, buf: &mut Vec<u8>);
-}
+    fn parts(&self) -> usize;
+    /// The exact size [`Encode::encode_part`] appends for part `i`.
+    fn part_len(&self, i: usize) -> usize;
+    fn encode_part(&self, i: usize, buf: &mut Vec<u8>);
 
-impl<M: Message> Encode for M {
     fn encoded_len(&self) -> usize {
-        Message::encoded_len(self)
+        (0..self.parts()).map(|i| self.part_len(i)).sum()
     }
 
     fn encode_to(&self, buf: &mut Vec<u8>) {
+        for i in 0..self.parts() {
+            self.encode_part(i, buf);
+        }
+    }
+}
+
+/// A prost message is one part.
+impl<M: Message> Encode for M {
+    fn parts(&self) -> usize {
+        1
+    }
+
+    fn part_len(&self, _: usize) -> usize {
+        Message::encoded_len(self)
+    }
+
+    fn encode_part(&self, _: usize, buf: &mut Vec<u8>) {
         // A Vec grows as needed, so encoding into one cannot run out of room.
         let _ = self.encode(buf);
     }
@@ -121,12 +146,20 @@ impl<M: Message + Default> Requests<M> {
     }
 }
 
-/// The body of a streaming gRPC response: one data frame per message
-/// received on the channel, then the trailers that carry the status: OK
-/// when the channel closes, or the error the channel ends with.
+/// The most a response chunk holds, unless one part alone is larger. Small
+/// enough to be reused from the allocator's free lists, large enough that
+/// the HTTP/2 layer (which cuts it into frames of the peer's size, 16 KiB
+/// for Envoy) is handed few of them.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The body of a streaming gRPC response: each message received on the
+/// channel, in chunks, then the trailers that carry the status: OK when the
+/// channel closes, or the error the channel ends with.
 pub struct ResponseBody<M> {
     messages: mpsc::Receiver<Result<M, Status>>,
     max_message_bytes: usize,
+    /// The message being written, if its last chunk has not been.
+    writing: Option<Framing<M>>,
     finished: bool,
 }
 
@@ -135,6 +168,7 @@ impl<M: Encode> ResponseBody<M> {
         ResponseBody {
             messages,
             max_message_bytes,
+            writing: None,
             finished: false,
         }
     }
@@ -151,30 +185,82 @@ impl<M: Encode> ResponseBody<M> {
         );
         response
     }
+
+    /// The next chunk of the message being written, if there is one.
+    fn next_chunk(&mut self) -> Option<Result<Bytes, Status>> {
+        let writing = self.writing.as_mut()?;
+        let chunk = writing.next_chunk();
+        if writing.is_done() || chunk.is_err() {
+            self.writing = None;
+        }
+        Some(chunk)
+    }
 }
 
-/// One message with its gRPC prefix, in a buffer of exactly its size.
-pub fn frame<M: Encode>(message: &M, max_message_bytes: usize) -> Result<Bytes, Status> {
-    let len = message.encoded_len();
-    let prefix_len = u32::try_from(len)
-        .ok()
-        .filter(|_| len <= max_message_bytes)
-        .ok_or_else(|| {
-            Status::resource_exhausted(format!(
-                "response too large: {len} bytes, over the {max_message_bytes}-byte limit"
-            ))
-        })?;
-    let mut buf = Vec::with_capacity(PREFIX + len);
-    buf.push(0);
-    buf.extend_from_slice(&prefix_len.to_be_bytes());
-    message.encode_to(&mut buf);
-    if buf.len() != PREFIX + len {
-        return Err(Status::internal(format!(
-            "a response encoded to {} bytes, not the {len} it measured",
-            buf.len() - PREFIX
-        )));
+/// One message being written out with its gRPC prefix, a chunk at a time.
+pub struct Framing<M> {
+    message: M,
+    /// The message's length, for the prefix; written with the first chunk.
+    prefix: Option<u32>,
+    /// The first part not yet written.
+    next: usize,
+}
+
+impl<M: Encode> Framing<M> {
+    /// Starts writing `message`, unless it is larger than `max_message_bytes`.
+    pub fn new(message: M, max_message_bytes: usize) -> Result<Self, Status> {
+        let len = message.encoded_len();
+        let prefix = u32::try_from(len)
+            .ok()
+            .filter(|_| len <= max_message_bytes)
+            .ok_or_else(|| {
+                Status::resource_exhausted(format!(
+                    "response too large: {len} bytes, over the {max_message_bytes}-byte limit"
+                ))
+            })?;
+        Ok(Framing {
+            message,
+            prefix: Some(prefix),
+            next: 0,
+        })
     }
-    Ok(Bytes::from(buf))
+
+    pub fn is_done(&self) -> bool {
+        self.prefix.is_none() && self.next >= self.message.parts()
+    }
+
+    /// The next chunk: whole parts, as many as fit in [`CHUNK`] bytes and
+    /// at least one, in a buffer of exactly their size.
+    pub fn next_chunk(&mut self) -> Result<Bytes, Status> {
+        let parts = self.message.parts();
+        let mut size = if self.prefix.is_some() { PREFIX } else { 0 };
+        let mut end = self.next;
+        while end < parts {
+            let len = self.message.part_len(end);
+            if end > self.next && size + len > CHUNK {
+                break;
+            }
+            size += len;
+            end += 1;
+        }
+        let mut buf = Vec::with_capacity(size);
+        if let Some(len) = self.prefix.take() {
+            buf.push(0);
+            buf.extend_from_slice(&len.to_be_bytes());
+        }
+        for i in self.next..end {
+            self.message.encode_part(i, &mut buf);
+        }
+        self.next = end;
+        if buf.len() != size {
+            // Part of the message may already be sent: the stream cannot go on.
+            return Err(Status::internal(format!(
+                "a response encoded to {} bytes where it measured {size}",
+                buf.len()
+            )));
+        }
+        Ok(Bytes::from(buf))
+    }
 }
 
 /// The trailers that end the stream with `status`.
@@ -188,6 +274,9 @@ fn trailers(status: &Status) -> http::HeaderMap {
     map
 }
 
+// The body never pins the message it writes, so it need not be `Unpin`.
+impl<M> Unpin for ResponseBody<M> {}
+
 impl<M: Encode> Body for ResponseBody<M> {
     type Data = Bytes;
     type Error = Status;
@@ -199,17 +288,29 @@ impl<M: Encode> Body for ResponseBody<M> {
         if self.finished {
             return Poll::Ready(None);
         }
-        let end = match self.messages.poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(message))) => match frame(&message, self.max_message_bytes) {
-                Ok(bytes) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                Err(status) => {
+        let end = loop {
+            match self.next_chunk() {
+                Some(Ok(chunk)) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Some(Err(status)) => {
                     tracing::warn!(%status, "ending a stream: a response cannot be sent");
-                    status
+                    break status;
                 }
-            },
-            Poll::Ready(Some(Err(status))) => status,
-            Poll::Ready(None) => Status::ok(""),
+                None => {}
+            }
+            match self.messages.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(message))) => {
+                    match Framing::new(message, self.max_message_bytes) {
+                        Ok(framing) => self.writing = Some(framing),
+                        Err(status) => {
+                            tracing::warn!(%status, "ending a stream: a response cannot be sent");
+                            break status;
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(status))) => break status,
+                Poll::Ready(None) => break Status::ok(""),
+            }
         };
         self.finished = true;
         // Nothing more is read from the channel: the task feeding it sees
@@ -273,11 +374,16 @@ mod tests {
         tonic::body::Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
     }
 
+    /// `messages` with their gRPC prefixes, one after the other.
     fn framed(messages: &[DiscoveryResponse]) -> Vec<u8> {
-        messages
-            .iter()
-            .flat_map(|m| frame(m, 1 << 20).expect("framed").to_vec())
-            .collect()
+        let mut out = Vec::new();
+        for m in messages {
+            let mut framing = Framing::new(m.clone(), 1 << 20).expect("framed");
+            while !framing.is_done() {
+                out.extend_from_slice(&framing.next_chunk().expect("a chunk"));
+            }
+        }
+        out
     }
 
     #[tokio::test]
@@ -334,6 +440,89 @@ mod tests {
             assert_eq!(unframe(data).version_info, *v);
         }
         assert_eq!(status_of(&f[2]).code(), tonic::Code::Ok);
+    }
+
+    /// A message of parts of the given sizes, part `i` written as bytes of
+    /// value `i`; part `lie`, if any, measures one byte more than it writes.
+    struct Parts {
+        sizes: Vec<usize>,
+        lie: Option<usize>,
+    }
+
+    impl Encode for Parts {
+        fn parts(&self) -> usize {
+            self.sizes.len()
+        }
+
+        fn part_len(&self, i: usize) -> usize {
+            self.sizes[i] + usize::from(self.lie == Some(i))
+        }
+
+        fn encode_part(&self, i: usize, buf: &mut Vec<u8>) {
+            buf.extend(std::iter::repeat_n(i as u8, self.sizes[i]));
+        }
+    }
+
+    async fn body_frames(sent: Vec<Parts>) -> Vec<Frame<Bytes>> {
+        let (tx, rx) = mpsc::channel(sent.len().max(1));
+        for m in sent {
+            tx.send(Ok(m)).await.expect("queued");
+        }
+        drop(tx);
+        let mut body = ResponseBody::new(rx, 1 << 24);
+        let mut out = Vec::new();
+        while let Some(f) = body.frame().await {
+            out.push(f.expect("frame"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_large_message_is_written_in_chunks_of_whole_parts() {
+        let sizes = vec![10, 70_000, 30_000, 30_000, 5, 40_000, 1, 0, 2];
+        let f = body_frames(vec![
+            Parts {
+                sizes: sizes.clone(),
+                lie: None,
+            },
+            Parts {
+                sizes: vec![3],
+                lie: None,
+            },
+        ])
+        .await;
+        let data: Vec<&Bytes> = f.iter().filter_map(Frame::data_ref).collect();
+        assert_eq!(status_of(f.last().expect("frames")).code(), tonic::Code::Ok);
+        // The first message: its prefix and parts, cut at part boundaries.
+        let total: usize = sizes.iter().sum();
+        let mut want = vec![0];
+        want.extend_from_slice(&(total as u32).to_be_bytes());
+        for (i, n) in sizes.iter().enumerate() {
+            want.extend(std::iter::repeat_n(i as u8, *n));
+        }
+        let chunks = data.len() - 1;
+        let got: Vec<u8> = data[..chunks].iter().flat_map(|d| d.to_vec()).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            data[..chunks].iter().map(|d| d.len()).collect::<Vec<_>>(),
+            [PREFIX + 10, 70_000, 60_005, 40_003],
+            "as many whole parts as fit in a chunk; a larger part alone"
+        );
+        assert_eq!(data[chunks][..], [0, 0, 0, 0, 3, 0, 0, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_part_that_measures_wrong_ends_the_stream() {
+        let f = body_frames(vec![Parts {
+            sizes: vec![10, 70_000, 20],
+            lie: Some(1),
+        }])
+        .await;
+        assert_eq!(f.len(), 2, "the first chunk, then the status");
+        assert_eq!(f[0].data_ref().expect("data").len(), PREFIX + 10);
+        let s = status_of(&f[1]);
+        assert_eq!(s.code(), tonic::Code::Internal);
+        assert!(s.message().contains("measured 70001"), "{}", s.message());
     }
 
     #[tokio::test]

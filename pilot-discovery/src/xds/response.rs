@@ -62,62 +62,83 @@ mod field {
 /// Length of a resource's version: its digest in hex (`Named::version`).
 const VERSION_LEN: usize = 16;
 
+// Both responses are written in parts (`grpc::Encode`): a head (the
+// version), one part per resource, and a tail (the type URL, the nonce and,
+// for delta, the removed names).
 impl Encode for SotwResponse {
-    fn encoded_len(&self) -> usize {
-        string_len(field::SOTW_VERSION_INFO, &self.version_info)
-            + self
-                .resources
-                .iter()
-                .map(|r| nested_len(field::SOTW_RESOURCES, any_len(r)))
-                .sum::<usize>()
-            + string_len(field::SOTW_TYPE_URL, &self.type_url)
-            + string_len(field::SOTW_NONCE, &self.nonce)
+    fn parts(&self) -> usize {
+        self.resources.len() + 2
     }
 
-    fn encode_to(&self, buf: &mut Vec<u8>) {
-        put_string(buf, field::SOTW_VERSION_INFO, &self.version_info);
-        for r in &self.resources {
-            put_nested(buf, field::SOTW_RESOURCES, any_len(r));
-            put_any(buf, r);
+    fn part_len(&self, i: usize) -> usize {
+        match self.resources.get(i.wrapping_sub(1)) {
+            Some(r) => nested_len(field::SOTW_RESOURCES, any_len(r)),
+            None if i == 0 => string_len(field::SOTW_VERSION_INFO, &self.version_info),
+            None => {
+                string_len(field::SOTW_TYPE_URL, &self.type_url)
+                    + string_len(field::SOTW_NONCE, &self.nonce)
+            }
         }
-        put_string(buf, field::SOTW_TYPE_URL, &self.type_url);
-        put_string(buf, field::SOTW_NONCE, &self.nonce);
+    }
+
+    fn encode_part(&self, i: usize, buf: &mut Vec<u8>) {
+        match self.resources.get(i.wrapping_sub(1)) {
+            Some(r) => {
+                put_nested(buf, field::SOTW_RESOURCES, any_len(r));
+                put_any(buf, r);
+            }
+            None if i == 0 => put_string(buf, field::SOTW_VERSION_INFO, &self.version_info),
+            None => {
+                put_string(buf, field::SOTW_TYPE_URL, &self.type_url);
+                put_string(buf, field::SOTW_NONCE, &self.nonce);
+            }
+        }
     }
 }
 
 impl Encode for DeltaResponse {
-    fn encoded_len(&self) -> usize {
-        string_len(field::DELTA_SYSTEM_VERSION_INFO, &self.system_version_info)
-            + self
-                .resources
-                .iter()
-                .map(|r| nested_len(field::DELTA_RESOURCES, envelope_len(r)))
-                .sum::<usize>()
-            + string_len(field::DELTA_TYPE_URL, &self.type_url)
-            + string_len(field::DELTA_NONCE, &self.nonce)
-            + self
-                .removed_resources
-                .iter()
-                .map(|n| nested_len(field::DELTA_REMOVED_RESOURCES, n.len()))
-                .sum::<usize>()
+    fn parts(&self) -> usize {
+        self.resources.len() + 2
     }
 
-    fn encode_to(&self, buf: &mut Vec<u8>) {
-        put_string(
-            buf,
-            field::DELTA_SYSTEM_VERSION_INFO,
-            &self.system_version_info,
-        );
-        for r in &self.resources {
-            put_nested(buf, field::DELTA_RESOURCES, envelope_len(r));
-            put_envelope(buf, r);
+    fn part_len(&self, i: usize) -> usize {
+        match self.resources.get(i.wrapping_sub(1)) {
+            Some(r) => nested_len(field::DELTA_RESOURCES, envelope_len(r)),
+            None if i == 0 => {
+                string_len(field::DELTA_SYSTEM_VERSION_INFO, &self.system_version_info)
+            }
+            None => {
+                string_len(field::DELTA_TYPE_URL, &self.type_url)
+                    + string_len(field::DELTA_NONCE, &self.nonce)
+                    + self
+                        .removed_resources
+                        .iter()
+                        .map(|n| nested_len(field::DELTA_REMOVED_RESOURCES, n.len()))
+                        .sum::<usize>()
+            }
         }
-        put_string(buf, field::DELTA_TYPE_URL, &self.type_url);
-        put_string(buf, field::DELTA_NONCE, &self.nonce);
-        // Every element of a repeated field is written, empty or not.
-        for n in &self.removed_resources {
-            put_nested(buf, field::DELTA_REMOVED_RESOURCES, n.len());
-            buf.extend_from_slice(n.as_bytes());
+    }
+
+    fn encode_part(&self, i: usize, buf: &mut Vec<u8>) {
+        match self.resources.get(i.wrapping_sub(1)) {
+            Some(r) => {
+                put_nested(buf, field::DELTA_RESOURCES, envelope_len(r));
+                put_envelope(buf, r);
+            }
+            None if i == 0 => put_string(
+                buf,
+                field::DELTA_SYSTEM_VERSION_INFO,
+                &self.system_version_info,
+            ),
+            None => {
+                put_string(buf, field::DELTA_TYPE_URL, &self.type_url);
+                put_string(buf, field::DELTA_NONCE, &self.nonce);
+                // Every element of a repeated field is written, empty or not.
+                for n in &self.removed_resources {
+                    put_nested(buf, field::DELTA_REMOVED_RESOURCES, n.len());
+                    buf.extend_from_slice(n.as_bytes());
+                }
+            }
         }
     }
 }
@@ -186,9 +207,18 @@ mod tests {
         ]
     }
 
+    /// `m` encoded part by part, each part checked against its measure.
     fn encoded(m: &impl Encode) -> Vec<u8> {
         let mut buf = Vec::with_capacity(m.encoded_len());
-        m.encode_to(&mut buf);
+        for i in 0..m.parts() {
+            let before = buf.len();
+            m.encode_part(i, &mut buf);
+            assert_eq!(
+                buf.len() - before,
+                m.part_len(i),
+                "part {i} measured exactly"
+            );
+        }
         assert_eq!(buf.len(), m.encoded_len(), "encoded_len is exact");
         buf
     }
