@@ -78,6 +78,8 @@ pub struct MeshOptions {
     pub agent_args: Vec<String>,
     /// Run this instead of Envoy (a wrapper around it, say).
     pub envoy_binary: Option<PathBuf>,
+    /// More pilot-discovery flags.
+    pub discovery_args: Vec<String>,
 }
 
 impl Default for MeshOptions {
@@ -86,6 +88,7 @@ impl Default for MeshOptions {
             xds: Xds::Delta,
             agent_args: Vec::new(),
             envoy_binary: None,
+            discovery_args: Vec::new(),
         }
     }
 }
@@ -175,8 +178,10 @@ impl Mesh {
             Upstream::start(ports.ratings, "ratings").await?,
         ];
 
-        let discovery =
-            Discovery::start(&config_dir, &work.path().join("discovery.log"), &[]).await?;
+        let discovery = {
+            let extra: Vec<&str> = opts.discovery_args.iter().map(String::as_str).collect();
+            Discovery::start(&config_dir, &work.path().join("discovery.log"), &extra).await?
+        };
 
         let envoy_binary = match &opts.envoy_binary {
             Some(b) => b.clone(),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use integration_tests::mesh::{dump_section, Mesh, PortPlan, Xds};
+use integration_tests::mesh::{dump_section, Mesh, MeshOptions, PortPlan, Xds};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -76,14 +76,20 @@ async fn envoy_on_delta_ads() {
 }
 
 /// A change too big for one delta response arrives in parts (each at most
-/// `delta::PART_BYTES` of resources, each with its own nonce): Envoy applies
-/// every part, ACKs them all, rejects none, and routes to the last service
-/// of the change.
+/// `--xds-response-part-bytes` of resources, each with its own nonce): Envoy
+/// applies every part, ACKs them all, rejects none, and routes to the last
+/// service of the change. The part size is set small so that a few hundred
+/// services take several parts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_change_sent_in_parts_reaches_envoy_whole() {
     const SERVICES: usize = 400;
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mesh");
-    let mut mesh = Mesh::start_with(&examples, PortPlan::Free, Xds::Delta)
+    let opts = MeshOptions {
+        xds: Xds::Delta,
+        discovery_args: vec!["--xds-response-part-bytes=65536".into()],
+        ..MeshOptions::default()
+    };
+    let mut mesh = Mesh::start_opts(&examples, PortPlan::Free, opts)
         .await
         .expect("the example mesh starts");
     let admin = mesh.admin();

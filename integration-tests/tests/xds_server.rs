@@ -175,6 +175,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
         HubConfig {
             push_throttle: 4,
             send_timeout: Duration::from_secs(5),
+            part_bytes: pilot_discovery::xds::delta::PART_BYTES,
         },
         Metrics::new().expect("metrics"),
     ));

@@ -148,6 +148,12 @@ pub struct DiscoveryArgs {
     #[arg(long, env = "PILOT_XDS_SEND_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub xds_send_timeout: Duration,
 
+    /// The most resource bytes in one delta xDS response; a bigger change is
+    /// sent in several, each acknowledged on its own.
+    #[arg(long, env = "PILOT_XDS_RESPONSE_PART_BYTES", default_value_t = pilot_discovery::xds::delta::PART_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub xds_response_part_bytes: usize,
+
     /// Interval of HTTP/2 keepalive pings to proxies.
     #[arg(long, alias = "keepaliveInterval", default_value = "30s", value_parser = duration)]
     pub keepalive_interval: Duration,

@@ -97,6 +97,7 @@ mod tests {
             HubConfig {
                 push_throttle: 1,
                 send_timeout: Duration::from_secs(1),
+                part_bytes: crate::xds::delta::PART_BYTES,
             },
             Metrics::new().expect("metrics"),
         );

@@ -97,6 +97,7 @@ fn options(args: DiscoveryArgs) -> anyhow::Result<ServerOptions> {
                 n => n,
             },
             send_timeout: args.xds_send_timeout,
+            part_bytes: args.xds_response_part_bytes,
         },
         keepalive: KeepaliveOptions {
             interval: args.keepalive_interval,

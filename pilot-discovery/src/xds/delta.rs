@@ -24,12 +24,17 @@ use crate::push::Push;
 
 const WILDCARD: &str = "*";
 
-/// The most resource bytes one response carries; a bigger change goes in
-/// several responses. Each response in flight is held encoded until the
-/// proxy reads it, so this bounds what a thousand proxies connecting at
-/// once make the server hold (a proxy's whole config is about 1 MB at 1,000
-/// services).
-pub const PART_BYTES: usize = 64 * 1024;
+/// The most resource bytes one response carries by default; a bigger
+/// change goes in several responses (`ConnState::part_bytes`). Each part is
+/// a round of response and ACK, and a proxy subscribes to the endpoints of
+/// the clusters of each part as it arrives: at 64 KiB, a proxy of a
+/// 1,000-service mesh learnt its clusters in about fifteen rounds and its
+/// endpoint subscription grew in as many steps, which took a third of the
+/// server's CPU in a connect storm. A response is written out a chunk at a
+/// time (`grpc.rs`), so its size no longer decides the memory it holds;
+/// the cap stays for the proxy's sake, well under the 4 MiB gRPC clients
+/// commonly accept by default.
+pub const PART_BYTES: usize = 1024 * 1024;
 
 /// Applies one request; the responses it needs: none, one, or one in
 /// parts.
@@ -207,7 +212,7 @@ enum Target {
 }
 
 /// What the proxy needs of `t`: nothing, one response, or, for a change
-/// over [`PART_BYTES`], several, each with its own nonce.
+/// over the stream's part size, several, each with its own nonce.
 fn respond(
     state: &mut ConnState,
     snap: &PushContext,
@@ -263,7 +268,7 @@ fn respond(
         return Vec::new();
     }
 
-    let parts = split(resources, removed);
+    let parts = split(resources, removed, state.part_bytes);
     let nonces: Vec<String> = parts
         .iter()
         .map(|_| state.next_nonce(snap.version))
@@ -298,16 +303,16 @@ fn respond(
 /// One response's resources and removals.
 type Part = (Vec<Arc<Named>>, Vec<String>);
 
-/// Splits a response's resources into parts of at most [`PART_BYTES`] (a
+/// Splits a response's resources into parts of at most `part_bytes` (a
 /// bigger resource goes alone); the removals ride in the last part. Always
 /// at least one part.
-fn split(resources: Vec<Arc<Named>>, removed: Vec<String>) -> Vec<Part> {
+fn split(resources: Vec<Arc<Named>>, removed: Vec<String>, part_bytes: usize) -> Vec<Part> {
     let mut parts: Vec<Part> = vec![(Vec::new(), Vec::new())];
     let mut bytes = 0;
     for r in resources {
         let size = r.name.len() + r.resource.value.len();
         let started = parts.last().is_some_and(|(rs, _)| !rs.is_empty());
-        if started && bytes + size > PART_BYTES {
+        if started && bytes + size > part_bytes {
             parts.push((Vec::new(), Vec::new()));
             bytes = 0;
         }
@@ -565,7 +570,7 @@ mod tests {
     fn big_responses_split_in_order_with_removals_last() {
         let third = PART_BYTES / 3;
         let rs: Vec<Arc<Named>> = (0..7).map(|i| resource(&format!("r{i}"), third)).collect();
-        let parts = split(rs, vec!["gone".into()]);
+        let parts = split(rs, vec!["gone".into()], PART_BYTES);
         let names: Vec<Vec<&str>> = parts
             .iter()
             .map(|(rs, _)| rs.iter().map(|r| &*r.name).collect())
@@ -585,9 +590,10 @@ mod tests {
         let parts = split(
             vec![resource("huge", 2 * PART_BYTES), resource("small", 1)],
             vec![],
+            PART_BYTES,
         );
         assert_eq!(parts.len(), 2);
-        assert_eq!(split(vec![], vec!["x".into()]).len(), 1);
+        assert_eq!(split(vec![], vec!["x".into()], PART_BYTES).len(), 1);
     }
 
     /// Enough services that their clusters take several parts.
@@ -665,7 +671,14 @@ mod tests {
     #[test]
     fn a_response_in_parts_is_acked_by_its_last_part_and_nacked_by_any() {
         let ctx = many_services();
-        let mut c = ConnState::default();
+        let whole = on_request(
+            &mut ConnState::default(),
+            &first(type_url::CLUSTER, &[]),
+            &ctx,
+        )
+        .expect("accepted");
+        assert_eq!(whole.len(), 1, "under the default part size, one response");
+        let mut c = ConnState::with_part_bytes(16 * 1024);
         let parts = on_request(&mut c, &first(type_url::CLUSTER, &[]), &ctx).expect("accepted");
         assert!(parts.len() >= 2, "{} parts", parts.len());
         let sent: usize = parts.iter().map(|p| p.resources.len()).sum();

@@ -34,6 +34,9 @@ pub struct HubConfig {
     /// How long a response may wait for room in a stream's buffer before the
     /// stream is given up as stuck.
     pub send_timeout: Duration,
+    /// The most resource bytes in one delta response; a bigger change goes
+    /// in several.
+    pub part_bytes: usize,
 }
 
 /// Istio's `PILOT_PUSH_THROTTLE` default, scaled to the machine: generation is
@@ -160,7 +163,7 @@ impl XdsHub {
             flavour,
             peer,
             connected_at: SystemTime::now(),
-            state: Mutex::new(ConnState::default()),
+            state: Mutex::new(ConnState::with_part_bytes(self.config.part_bytes)),
             pending: Mutex::new(None),
             wake: Notify::new(),
         });
@@ -295,6 +298,7 @@ mod tests {
             HubConfig {
                 push_throttle: 2,
                 send_timeout: Duration::from_secs(1),
+                part_bytes: crate::xds::delta::PART_BYTES,
             },
             Metrics::new().expect("metrics"),
         ))

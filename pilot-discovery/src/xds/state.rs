@@ -55,7 +55,7 @@ pub struct Watch {
     pub earlier_parts: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnState {
     pub proxy: Option<Arc<Proxy>>,
     /// The identity the client's TLS certificate proves, if any: the proxy
@@ -63,9 +63,32 @@ pub struct ConnState {
     pub peer_identity: Option<SpiffeId>,
     pub watches: BTreeMap<String, Watch>,
     nonces: u64,
+    /// The most resource bytes in one delta response (`delta::PART_BYTES`).
+    pub part_bytes: usize,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        ConnState {
+            proxy: None,
+            peer_identity: None,
+            watches: BTreeMap::new(),
+            nonces: 0,
+            part_bytes: super::delta::PART_BYTES,
+        }
+    }
 }
 
 impl ConnState {
+    /// A new stream's state, sending delta changes in parts of at most
+    /// `part_bytes` of resources.
+    pub fn with_part_bytes(part_bytes: usize) -> Self {
+        ConnState {
+            part_bytes,
+            ..ConnState::default()
+        }
+    }
+
     /// Reads the proxy's identity from the first request of the stream.
     /// Later requests may omit the node.
     pub fn identify(&mut self, node: Option<&Node>) -> Result<&Arc<Proxy>, Status> {
