@@ -274,7 +274,8 @@ fn trailers(status: &Status) -> http::HeaderMap {
     map
 }
 
-// The body never pins the message it writes, so it need not be `Unpin`.
+// The body never pins the message it holds, so it is `Unpin` whether the
+// message is or not.
 impl<M> Unpin for ResponseBody<M> {}
 
 impl<M: Encode> Body for ResponseBody<M> {
@@ -339,7 +340,7 @@ mod tests {
     }
 
     /// Every frame of a body whose channel got `sent` and was then closed.
-    async fn frames(sent: Vec<Result<DiscoveryResponse, Status>>, max: usize) -> Vec<Frame<Bytes>> {
+    async fn frames<M: Encode>(sent: Vec<Result<M, Status>>, max: usize) -> Vec<Frame<Bytes>> {
         let (tx, rx) = mpsc::channel(sent.len().max(1));
         for m in sent {
             tx.send(m).await.expect("queued");
@@ -463,33 +464,22 @@ mod tests {
         }
     }
 
-    async fn body_frames(sent: Vec<Parts>) -> Vec<Frame<Bytes>> {
-        let (tx, rx) = mpsc::channel(sent.len().max(1));
-        for m in sent {
-            tx.send(Ok(m)).await.expect("queued");
-        }
-        drop(tx);
-        let mut body = ResponseBody::new(rx, 1 << 24);
-        let mut out = Vec::new();
-        while let Some(f) = body.frame().await {
-            out.push(f.expect("frame"));
-        }
-        out
-    }
-
     #[tokio::test]
     async fn a_large_message_is_written_in_chunks_of_whole_parts() {
         let sizes = vec![10, 70_000, 30_000, 30_000, 5, 40_000, 1, 0, 2];
-        let f = body_frames(vec![
-            Parts {
-                sizes: sizes.clone(),
-                lie: None,
-            },
-            Parts {
-                sizes: vec![3],
-                lie: None,
-            },
-        ])
+        let f = frames(
+            vec![
+                Ok(Parts {
+                    sizes: sizes.clone(),
+                    lie: None,
+                }),
+                Ok(Parts {
+                    sizes: vec![3],
+                    lie: None,
+                }),
+            ],
+            1 << 24,
+        )
         .await;
         let data: Vec<&Bytes> = f.iter().filter_map(Frame::data_ref).collect();
         assert_eq!(status_of(f.last().expect("frames")).code(), tonic::Code::Ok);
@@ -513,10 +503,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_part_that_measures_wrong_ends_the_stream() {
-        let f = body_frames(vec![Parts {
-            sizes: vec![10, 70_000, 20],
-            lie: Some(1),
-        }])
+        let f = frames(
+            vec![Ok(Parts {
+                sizes: vec![10, 70_000, 20],
+                lie: Some(1),
+            })],
+            1 << 24,
+        )
         .await;
         assert_eq!(f.len(), 2, "the first chunk, then the status");
         assert_eq!(f[0].data_ref().expect("data").len(), PREFIX + 10);
