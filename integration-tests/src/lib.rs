@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod echo;
 pub mod fixture;
 pub mod kube_api;
+pub mod layering;
 pub mod load;
 pub mod mesh;
 pub mod pki;
