@@ -168,14 +168,14 @@ async fn nothing_is_served_before_the_first_snapshot() {
     use pilot_discovery::debug::DebugState;
     use pilot_discovery::http::{router, Readiness};
     use pilot_discovery::metrics::Metrics;
-    use pilot_discovery::xds::ads::AdsService;
-    use pilot_discovery::xds::hub::{HubConfig, XdsHub};
+    use pilot_discovery::xds::server::ads::AdsService;
+    use pilot_discovery::xds::server::hub::{HubConfig, XdsHub};
 
     let hub = Arc::new(XdsHub::new(
         HubConfig {
             push_throttle: 4,
             send_timeout: Duration::from_secs(5),
-            part_bytes: pilot_discovery::xds::delta::PART_BYTES,
+            part_bytes: pilot_discovery::xds::protocol::state::PART_BYTES,
         },
         Metrics::new().expect("metrics"),
     ));

@@ -150,7 +150,7 @@ pub struct DiscoveryArgs {
 
     /// The most resource bytes in one delta xDS response; a bigger change is
     /// sent in several, each acknowledged on its own.
-    #[arg(long, env = "PILOT_XDS_RESPONSE_PART_BYTES", default_value_t = pilot_discovery::xds::delta::PART_BYTES,
+    #[arg(long, env = "PILOT_XDS_RESPONSE_PART_BYTES", default_value_t = pilot_discovery::xds::protocol::state::PART_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
     pub xds_response_part_bytes: usize,
 

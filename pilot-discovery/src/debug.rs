@@ -17,10 +17,12 @@ use xds_proto::pb::envoy::config::{
 };
 use xds_proto::type_url;
 
+use crate::lock::lock;
 use crate::resource::Resource;
 use crate::sources::{SourceError, SourceSet};
-use crate::xds::generate::{generate, Named};
-use crate::xds::hub::{lock, ConnHandle, XdsHub};
+use crate::xds::generate::generators::generate;
+use crate::xds::generate::named::Named;
+use crate::xds::server::hub::{ConnHandle, XdsHub};
 
 #[derive(Clone)]
 pub struct DebugState {

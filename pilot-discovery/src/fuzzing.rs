@@ -15,9 +15,8 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use mesh_model::{Hostname, MeshSnapshot};
+use mesh_model::{Hostname, MeshSnapshot, SpiffeId};
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
 use tonic::Code;
 use xds_proto::pb::envoy::config::core::v3::Node as XdsNode;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
@@ -27,14 +26,14 @@ use xds_proto::type_url;
 
 use crate::configdir::{parse_file, ConfigError};
 use crate::kubernetes::convert;
-use crate::push::{Push, PushScope};
+use crate::push::PushScope;
 use crate::registry::build_snapshot;
 use crate::resource::{Resource, ResourceMap};
 use crate::xds::context::PushContext;
-use crate::xds::identity::SpiffeId;
-use crate::xds::proxy::Proxy;
-use crate::xds::state::ConnState;
-use crate::xds::{delta, names, sotw};
+use crate::xds::generate::names;
+use crate::xds::generate::proxy::Proxy;
+use crate::xds::protocol::state::ConnState;
+use crate::xds::protocol::{delta, sotw};
 
 const DOMAIN: &str = "cluster.local";
 
@@ -559,18 +558,15 @@ impl Stream {
                 endpoints: BTreeSet::from([a]),
             },
         };
-        let push = Push {
-            snapshot: Arc::new(PushContext::new(snapshot)),
-            scope: Arc::new(scope),
-            started: Instant::now(),
-        };
+        let ctx = PushContext::new(snapshot);
+        let scope = Arc::new(scope);
         let out: Vec<(String, String)> = if self.is_delta {
-            delta::on_push(&mut self.state, &push)
+            delta::on_push(&mut self.state, &ctx, &scope)
                 .into_iter()
                 .map(|r| (r.type_url, r.nonce))
                 .collect()
         } else {
-            sotw::on_push(&mut self.state, &push)
+            sotw::on_push(&mut self.state, &ctx, &scope)
                 .into_iter()
                 .map(|r| (r.type_url, r.nonce))
                 .collect()

@@ -90,14 +90,14 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
     use crate::sources::SourceSet;
-    use crate::xds::hub::{HubConfig, XdsHub};
+    use crate::xds::server::hub::{HubConfig, XdsHub};
 
     fn app(peer: &str, access: DebugAccess) -> Router {
         let hub = XdsHub::new(
             HubConfig {
                 push_throttle: 1,
                 send_timeout: Duration::from_secs(1),
-                part_bytes: crate::xds::delta::PART_BYTES,
+                part_bytes: crate::xds::protocol::state::PART_BYTES,
             },
             Metrics::new().expect("metrics"),
         );

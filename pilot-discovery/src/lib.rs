@@ -14,6 +14,7 @@ pub mod debug_access;
 pub mod fuzzing;
 pub mod http;
 pub mod kubernetes;
+pub mod lock;
 pub mod memory;
 pub mod metrics;
 pub mod problems;

@@ -12,7 +12,7 @@ use pilot_discovery::kubernetes::KubeOptions;
 use pilot_discovery::push::DebounceConfig;
 use pilot_discovery::server::{run, KeepaliveOptions, SecureGrpc, ServerOptions};
 use pilot_discovery::tls::TlsFiles;
-use pilot_discovery::xds::hub::{default_push_throttle, HubConfig};
+use pilot_discovery::xds::server::hub::{default_push_throttle, HubConfig};
 
 // The server allocates and frees per push and per response from many tasks
 // on a few threads; mimalloc's thread-local free lists cost up to a quarter

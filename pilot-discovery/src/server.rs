@@ -24,9 +24,9 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
 use crate::sources::{self, SourceSet, SourceState};
 use crate::tls::{TlsError, TlsFiles};
-use crate::xds::ads::AdsService;
-use crate::xds::hub::{HubConfig, XdsHub};
-use crate::xds::stream::until_stopped;
+use crate::xds::server::ads::AdsService;
+use crate::xds::server::hub::{HubConfig, XdsHub};
+use crate::xds::server::stream::until_stopped;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -236,7 +236,9 @@ pub async fn run(
 
     let push_hub = hub.clone();
     tokio::spawn(debounce::run(events_rx, opts.debounce, move |merged| {
-        builder.on_burst(merged, &push_hub)
+        if let Some((snapshot, scope)) = builder.on_burst(&merged) {
+            push_hub.publish(snapshot, scope, &merged);
+        }
     }));
 
     tokio::pin!(servers);

@@ -325,8 +325,8 @@ async fn loopback_throughput() -> anyhow::Result<f64> {
 /// The encoded size and the time to encode one proxy's full config, built
 /// by the same generators from the same folder, outside the server.
 fn encode_floor(mesh: &SynthMesh) -> anyhow::Result<(usize, Duration)> {
-    use pilot_discovery::xds::proxy::Proxy;
-    use pilot_discovery::xds::{cds, eds, lds, rds};
+    use pilot_discovery::xds::generate::proxy::Proxy;
+    use pilot_discovery::xds::generate::{cds, eds, lds, rds};
     let work = tempfile::tempdir()?;
     mesh.write(work.path())?;
     let mut folder = pilot_discovery::configdir::ConfigFolder::new(work.path());

@@ -194,7 +194,7 @@ fn route_names<'a>(chain: &'a [u8], out: &mut Vec<&'a [u8]>) -> Result<(), ScanE
 
 /// The server's own content digest: fast, non-cryptographic, eight bytes at
 /// a time, so checking config equality costs the client little.
-pub use pilot_discovery::xds::generate::digest;
+pub use pilot_discovery::xds::digest::digest;
 
 #[cfg(test)]
 mod tests {

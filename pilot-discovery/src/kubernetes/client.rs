@@ -3,7 +3,7 @@
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use super::{KubeError, KubeOptions};
+use super::options::{KubeError, KubeOptions};
 
 pub async fn connect(opts: &KubeOptions) -> Result<Client, KubeError> {
     let config = match &opts.kubeconfig {

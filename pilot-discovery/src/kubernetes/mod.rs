@@ -15,11 +15,11 @@ mod client;
 pub mod convert;
 mod crds;
 pub mod discovery;
+mod options;
 mod selector;
 mod store;
 mod watch;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,33 +30,8 @@ use crate::push::SourceEvent;
 use crate::sources::SourceState;
 
 pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
+pub use options::{KubeError, KubeOptions};
 pub use selector::{LabelSelector, SelectorError};
-
-#[derive(Debug, Clone)]
-pub struct KubeOptions {
-    /// A kubeconfig file; `None` infers the config as kubectl does
-    /// (`KUBECONFIG`, `~/.kube/config`, then the in-cluster service account).
-    pub kubeconfig: Option<PathBuf>,
-    /// Names this cluster in logs and errors.
-    pub cluster_id: String,
-    pub endpoint_api: EndpointApiChoice,
-    /// Namespaces read: those any selects; empty reads all.
-    pub discovery_selectors: Vec<LabelSelector>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("no Kubernetes client configuration (no --kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster service account): {0}")]
-    Infer(#[from] kube::config::InferConfigError),
-    #[error("invalid Kubernetes client configuration: {0}")]
-    Client(#[source] kube::Error),
-}
 
 /// How long API discovery waits between attempts while the API server is
 /// unreachable at start.

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::convert::{self, Converted};
 use super::discovery::{EndpointApi, IstioKind};
-use super::KubeOptions;
+use super::options::KubeOptions;
 
 /// What a watch tells the store.
 #[derive(Debug)]

@@ -11,7 +11,6 @@ use crate::metrics::Metrics;
 use crate::problems::{self, Listed};
 use crate::registry::Conversions;
 use crate::sources::SourceSet;
-use crate::xds::hub::XdsHub;
 
 pub struct SnapshotBuilder {
     domain: String,
@@ -51,10 +50,11 @@ impl SnapshotBuilder {
         self.current.clone()
     }
 
-    /// Rebuilds from the sources and publishes what differs. A burst that
-    /// changed nothing in the model (say, a comment edited, or an edit
-    /// rejected in favour of the last good version) pushes nothing.
-    pub fn on_burst(&mut self, merged: Merged, hub: &XdsHub) {
+    /// Rebuilds from the sources; returns the new snapshot and what a push
+    /// of it must send, if the model changed. A burst that changed nothing
+    /// in the model (say, a comment edited, or an edit rejected in favour
+    /// of the last good version) needs no push.
+    pub fn on_burst(&mut self, merged: &Merged) -> Option<(Arc<MeshSnapshot>, PushScope)> {
         let next = self.sources.build(
             self.current.version + 1,
             &self.domain,
@@ -74,14 +74,14 @@ impl SnapshotBuilder {
                 // The same model: only what is reported about it changed.
                 self.current = Arc::new(next);
             }
-            return;
+            return None;
         };
         let next = Arc::new(next);
         if scope.is_full() {
             log_snapshot(&next);
         }
         self.current = next.clone();
-        hub.publish(next, scope, &merged);
+        Some((next, scope))
     }
 
     fn report(&self, old: Option<&MeshSnapshot>, new: &MeshSnapshot) {

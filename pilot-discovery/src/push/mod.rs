@@ -7,4 +7,4 @@ pub mod scope;
 
 pub use builder::SnapshotBuilder;
 pub use debounce::{DebounceConfig, Merged, SourceEvent, UpdateKind};
-pub use scope::{Push, PushScope};
+pub use scope::PushScope;

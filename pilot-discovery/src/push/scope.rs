@@ -1,12 +1,8 @@
 //! What one push must send, and how pushes waiting for the same proxy merge.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use mesh_model::{Hostname, SnapshotChange};
-use tokio::time::Instant;
-
-use crate::xds::context::PushContext;
 
 /// Which resources a push touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,39 +91,9 @@ impl PushScope {
     }
 }
 
-/// One push to one connection.
-#[derive(Debug, Clone)]
-pub struct Push {
-    pub snapshot: Arc<PushContext>,
-    /// Shared by every stream the push goes to: one set of hostnames, not
-    /// one copy per proxy.
-    pub scope: Arc<PushScope>,
-    /// When the first source event behind this push arrived; convergence
-    /// time is measured from here.
-    pub started: Instant,
-}
-
-impl Push {
-    /// Folds a newer push into this pending one: the newest snapshot, the
-    /// union of the scopes, the earliest start.
-    pub fn merge(self, newer: Push) -> Push {
-        Push {
-            snapshot: newer.snapshot,
-            scope: Arc::new(
-                Arc::unwrap_or_clone(self.scope).merge(Arc::unwrap_or_clone(newer.scope)),
-            ),
-            started: self.started.min(newer.started),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn context(version: u64) -> Arc<PushContext> {
-        Arc::new(crate::xds::context::tests::empty(version))
-    }
 
     fn hosts(names: &[&str]) -> BTreeSet<Hostname> {
         names.iter().map(|n| Hostname::new(*n)).collect()
@@ -187,24 +153,5 @@ mod tests {
             pods: BTreeSet::new(),
         };
         assert_eq!(PushScope::for_change(full), Some(PushScope::Full));
-    }
-
-    #[test]
-    fn merged_push_keeps_the_newest_snapshot_and_earliest_start() {
-        let t0 = Instant::now();
-        let old = Push {
-            snapshot: context(1),
-            scope: Arc::new(PushScope::Endpoints(hosts(&["a"]))),
-            started: t0,
-        };
-        let new = Push {
-            snapshot: context(2),
-            scope: Arc::new(PushScope::Endpoints(hosts(&["b"]))),
-            started: t0 + std::time::Duration::from_millis(5),
-        };
-        let m = old.merge(new);
-        assert_eq!(m.snapshot.version, 2);
-        assert_eq!(m.started, t0);
-        assert_eq!(*m.scope, PushScope::Endpoints(hosts(&["a", "b"])));
     }
 }

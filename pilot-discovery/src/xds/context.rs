@@ -17,14 +17,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, NodeType};
 use xds_proto::type_url;
 
-use super::gateway;
-use super::generate::{endpoint_clusters, generate, generate_own, generate_shared, Named};
+use super::generate::gateway;
+use super::generate::generators::{endpoint_clusters, generate, generate_own, generate_shared};
+use super::generate::named::{set_digest, Named};
+use super::generate::proxy::Proxy;
+use super::generate::visibility::Visibility;
 use super::hashing::NameMap;
-use super::held::set_digest;
-use super::hub::lock;
 use super::intern::Names;
-use super::proxy::Proxy;
-use super::visibility::Visibility;
+use crate::lock::lock;
 use crate::push::PushScope;
 
 /// A push's scope and the clusters whose endpoints it sends.
@@ -401,7 +401,7 @@ impl std::fmt::Debug for PushContext {
 pub(crate) mod tests {
     use super::*;
     use crate::registry::tests::snapshot_of;
-    use crate::xds::proxy::tests::local_proxy;
+    use crate::xds::generate::proxy::tests::local_proxy;
 
     /// A context over an empty mesh at `version`.
     pub(crate) fn empty(version: u64) -> PushContext {

@@ -14,9 +14,9 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde::{Serialize, Serializer};
 
+use super::digest::mix;
 use super::hashing::NameSet as HashedNames;
-use super::held::mix;
-use super::hub::lock;
+use crate::lock::lock;
 
 static NAMES: LazyLock<Mutex<HashedNames<Arc<str>>>> = LazyLock::new(Mutex::default);
 

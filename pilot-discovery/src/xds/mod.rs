@@ -1,31 +1,14 @@
-//! Envoy xDS: generators that turn a snapshot into Envoy resources, the
-//! protocol state machines, and the ADS server that streams them.
+//! Envoy xDS, in the order data flows: generators turn a snapshot into
+//! Envoy resources (`generate`), a push context caches them per snapshot
+//! (`context`), the SotW and delta state machines decide what each stream
+//! is sent (`protocol`), and the ADS server streams it (`server`). The small
+//! files here are what all of them share.
 
-pub mod ads;
-pub mod cds;
-mod cluster_policy;
-mod common;
 pub mod context;
-pub mod delta;
-pub mod eds;
-mod gateway;
+pub mod digest;
 pub mod generate;
-pub mod grpc;
-mod hashing;
-mod held;
-pub mod hub;
-pub mod identity;
-mod inbound;
+pub mod hashing;
 pub mod intern;
-pub mod lds;
-pub mod names;
-pub mod proxy;
-pub mod rds;
-pub mod response;
-mod route;
-pub mod sotw;
-pub mod state;
-pub mod stream;
-mod tcp;
-pub mod visibility;
-mod wire;
+pub mod protocol;
+pub mod server;
+pub mod wire;

@@ -15,9 +15,10 @@ use tonic::server::NamedService;
 use tonic::{Request, Status};
 
 use super::grpc::{Requests, ResponseBody};
-use super::hub::{lock, XdsHub};
+use super::hub::XdsHub;
 use super::identity;
 use super::stream::{serve, Delta, Flavour, Sotw};
+use crate::lock::lock;
 
 /// The largest request accepted. Requests are small; this only bounds what a
 /// misbehaving client can make the server buffer.

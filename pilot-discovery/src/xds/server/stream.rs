@@ -11,13 +11,14 @@ use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use xds_proto::type_url::short_name;
 
-use super::context::PushContext;
-use super::grpc::{Encode, Requests};
-use super::hub::{lock, Registration, XdsHub};
-use super::response::{DeltaResponse, SotwResponse};
-use super::state::ConnState;
-use super::{delta, sotw};
-use crate::push::Push;
+use super::grpc::Requests;
+use super::hub::{Push, Registration, XdsHub};
+use crate::lock::lock;
+use crate::xds::context::PushContext;
+use crate::xds::protocol::encode::Encode;
+use crate::xds::protocol::response::{DeltaResponse, SotwResponse};
+use crate::xds::protocol::state::ConnState;
+use crate::xds::protocol::{delta, sotw};
 
 /// One ADS protocol flavour.
 pub trait Flavour: Send + 'static {
@@ -51,7 +52,7 @@ impl Flavour for Sotw {
         sotw::on_request(state, req, snap)
     }
     fn on_push(state: &mut ConnState, push: &Push) -> Vec<SotwResponse> {
-        sotw::on_push(state, push)
+        sotw::on_push(state, &push.snapshot, &push.scope)
     }
     fn nacked_type(req: &DiscoveryRequest) -> Option<&str> {
         req.error_detail.as_ref().map(|_| req.type_url.as_str())
@@ -76,7 +77,7 @@ impl Flavour for Delta {
         delta::on_request(state, req, snap)
     }
     fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaResponse> {
-        delta::on_push(state, push)
+        delta::on_push(state, &push.snapshot, &push.scope)
     }
     fn nacked_type(req: &DeltaDiscoveryRequest) -> Option<&str> {
         req.error_detail.as_ref().map(|_| req.type_url.as_str())

@@ -1,16 +1,11 @@
 //! One VirtualService HTTP rule as Envoy routes: its matches, then what to
 //! do (forward, redirect or answer) and the policies on the way.
 
-pub mod default_route;
-pub mod matching;
-pub mod policy;
-
 use std::time::Duration;
 
 use mesh_model::istio::virtual_service::{Headers, HttpDirectResponse, HttpRedirect, HttpRewrite};
 use mesh_model::istio::{Destination, HttpRoute, HttpRouteDestination, VirtualService};
 use mesh_model::{Config, Hostname, MeshSnapshot};
-use xds_proto::pb::envoy::config::core::v3::{data_source, DataSource};
 use xds_proto::pb::envoy::config::route::v3::{
     redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
     route,
@@ -21,11 +16,12 @@ use xds_proto::pb::envoy::config::route::v3::{
 use xds_proto::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use xds_proto::protobuf::UInt32Value;
 
-use super::cluster_policy;
-use super::common::duration;
-use super::names::ClusterName;
-
-pub use matching::prefix_match;
+use super::action::direct;
+use super::matching::{self, prefix_match};
+use super::policy;
+use crate::xds::generate::cluster_policy;
+use crate::xds::generate::common::duration;
+use crate::xds::generate::names::ClusterName;
 
 /// Where the rule sits: the listener port it serves and the namespace of
 /// its VirtualService (short destination hosts resolve there).
@@ -49,17 +45,6 @@ impl RouteContext<'_> {
         };
         let name = ClusterName::outbound(port, &d.subset, &host);
         (host, port, name)
-    }
-}
-
-/// Forwarding to `cluster` with Istio's defaults: no route timeout, the
-/// default retries.
-pub fn default_action(cluster: String) -> RouteAction {
-    RouteAction {
-        cluster_specifier: Some(ClusterSpecifier::Cluster(cluster)),
-        timeout: Some(duration(Duration::ZERO)),
-        retry_policy: policy::retry_policy(None),
-        ..Default::default()
     }
 }
 
@@ -272,16 +257,4 @@ fn redirect(r: &HttpRedirect) -> RedirectAction {
 
 fn direct_response(d: &HttpDirectResponse) -> DirectResponseAction {
     direct(d.status, d.body.as_ref().map(|b| b.string.as_str()))
-}
-
-/// Envoy answers by itself with `status` and `body`.
-pub fn direct(status: u32, body: Option<&str>) -> DirectResponseAction {
-    DirectResponseAction {
-        status,
-        body: body.map(|b| DataSource {
-            specifier: Some(data_source::Specifier::InlineString(b.to_string())),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }

@@ -11,9 +11,9 @@ use mesh_model::{Config, Hostname, MeshSnapshot};
 use xds_proto::pb::envoy::config::listener::v3::Listener;
 use xds_proto::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-use super::lds::{http_listener_with_routes, ANY_ADDRESS};
+use super::listener::{http_listener_with_routes, ANY_ADDRESS};
 use super::proxy::Proxy;
-use super::route::virtual_service_routes;
+use super::route::translate::virtual_service_routes;
 
 /// The route configuration of a gateway port.
 pub fn route_config_name(port: u16) -> String {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use mesh_model::MeshSnapshot;
@@ -15,16 +15,37 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use super::context::PushContext;
-use super::intern;
-use super::state::ConnState;
+use crate::lock::lock;
 use crate::metrics::Metrics;
-use crate::push::{Merged, Push, PushScope, UpdateKind};
+use crate::push::{Merged, PushScope, UpdateKind};
+use crate::xds::context::PushContext;
+use crate::xds::intern;
+use crate::xds::protocol::state::ConnState;
 
-/// Locks a mutex even if a panicking thread poisoned it: the data behind
-/// these locks stays consistent between statements, so it is still usable.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// One push to one connection.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub snapshot: Arc<PushContext>,
+    /// Shared by every stream the push goes to: one set of hostnames, not
+    /// one copy per proxy.
+    pub scope: Arc<PushScope>,
+    /// When the first source event behind this push arrived; convergence
+    /// time is measured from here.
+    pub started: Instant,
+}
+
+impl Push {
+    /// Folds a newer push into this pending one: the newest snapshot, the
+    /// union of the scopes, the earliest start.
+    pub fn merge(self, newer: Push) -> Push {
+        Push {
+            snapshot: newer.snapshot,
+            scope: Arc::new(
+                Arc::unwrap_or_clone(self.scope).merge(Arc::unwrap_or_clone(newer.scope)),
+            ),
+            started: self.started.min(newer.started),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,7 +319,7 @@ mod tests {
             HubConfig {
                 push_throttle: 2,
                 send_timeout: Duration::from_secs(1),
-                part_bytes: crate::xds::delta::PART_BYTES,
+                part_bytes: crate::xds::protocol::state::PART_BYTES,
             },
             Metrics::new().expect("metrics"),
         ))
@@ -317,6 +338,14 @@ mod tests {
             last: Instant::now(),
             counts: BTreeMap::from([(UpdateKind::Eds, 1)]),
         }
+    }
+
+    fn context(version: u64) -> Arc<PushContext> {
+        Arc::new(crate::xds::context::tests::empty(version))
+    }
+
+    fn hosts(names: &[&str]) -> BTreeSet<Hostname> {
+        names.iter().map(|n| Hostname::new(*n)).collect()
     }
 
     fn eds(host: &str) -> PushScope {
@@ -354,5 +383,24 @@ mod tests {
         drop(a);
         let third = tokio::time::timeout(Duration::from_secs(5), hub.push_permit()).await;
         assert!(third.is_ok_and(|p| p.is_some()), "a permit freed up");
+    }
+
+    #[test]
+    fn merged_push_keeps_the_newest_snapshot_and_earliest_start() {
+        let t0 = Instant::now();
+        let old = Push {
+            snapshot: context(1),
+            scope: Arc::new(PushScope::Endpoints(hosts(&["a"]))),
+            started: t0,
+        };
+        let new = Push {
+            snapshot: context(2),
+            scope: Arc::new(PushScope::Endpoints(hosts(&["b"]))),
+            started: t0 + std::time::Duration::from_millis(5),
+        };
+        let m = old.merge(new);
+        assert_eq!(m.snapshot.version, 2);
+        assert_eq!(m.started, t0);
+        assert_eq!(*m.scope, PushScope::Endpoints(hosts(&["a", "b"])));
     }
 }

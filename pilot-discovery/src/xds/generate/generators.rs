@@ -2,63 +2,15 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use mesh_model::MeshSnapshot;
+use mesh_model::{Hostname, MeshSnapshot, NodeType};
 use xds_proto::protobuf::Any;
 use xds_proto::type_url;
 
-use mesh_model::{Hostname, NodeType};
-
-use super::intern::intern;
+use super::named::Named;
 use super::names::outbound_cluster_name;
 use super::proxy::Proxy;
 use super::{cds, eds, inbound, lds, rds};
-
-/// One generated resource with the name the proxy knows it by.
-#[derive(Debug, Clone)]
-pub struct Named {
-    /// Shared with every delta stream that records holding the resource.
-    pub name: Arc<str>,
-    pub resource: Any,
-    /// Changes exactly when the encoded resource does; computed once, since
-    /// one resource is often sent to many proxies.
-    pub digest: u64,
-}
-
-impl Named {
-    pub fn new(name: &str, resource: Any) -> Self {
-        let digest = digest(&resource.value);
-        Named {
-            name: intern(name),
-            resource,
-            digest,
-        }
-    }
-
-    /// The resource's version: a proxy reconnecting to another replica (or
-    /// after a restart) is not sent what it already has.
-    pub fn version(&self) -> String {
-        format!("{:016x}", self.digest)
-    }
-}
-
-/// A 64-bit digest, eight bytes at a time: stable across processes and
-/// builds (unlike std's hasher), and cheap on megabytes of config.
-pub fn digest(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    }
-    for b in words.remainder() {
-        h = (h.rotate_left(23) ^ u64::from(*b)).wrapping_mul(K);
-    }
-    h ^ (h >> 31)
-}
 
 /// Types served as wildcards: the proxy always receives all of them.
 pub fn is_wildcard_type(type_url: &str) -> bool {
@@ -183,20 +135,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_follow_content() {
-        let any = |value: Vec<u8>| Any {
-            type_url: "t".into(),
-            value,
-        };
-        let a = Named::new("x", any(vec![1, 2, 3]));
-        let b = Named::new("x", any(vec![1, 2, 3]));
-        assert_eq!(a.version(), b.version());
-        let c = Named::new("x", any(vec![1, 2, 3, 4]));
-        assert_ne!(a.version(), c.version());
-        assert_eq!(a.version().len(), 16);
-    }
-
-    #[test]
     fn endpoint_scope_names_every_port_and_subset_of_changed_services() {
         let snap = crate::registry::tests::snapshot_of(
             r#"
@@ -232,5 +170,99 @@ spec:
         assert!(!type_in_scope(false, type_url::LISTENER));
         assert!(type_in_scope(false, type_url::ENDPOINT));
         assert!(type_in_scope(true, type_url::LISTENER));
+    }
+
+    use xds_proto::pb::envoy::config::cluster::v3::Cluster;
+    use xds_proto::pb::envoy::config::listener::v3::Listener;
+    use xds_proto::pb::envoy::config::route::v3::RouteConfiguration;
+
+    use crate::registry::tests::snapshot_of;
+    use crate::xds::generate::proxy::tests::local_proxy;
+
+    const MESH: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: shop}
+spec:
+  hosts: [a.shop.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b, namespace: web}
+spec:
+  hosts: [b.web.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 5432, name: db, protocol: TCP}]
+  endpoints: [{address: 10.0.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: shop}
+spec:
+  egress: [{hosts: ["./*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"#;
+
+    fn proxy(ns: &str) -> Proxy {
+        local_proxy("127.0.0.1", ns)
+    }
+
+    fn names<T: prost::Message + Default>(
+        snap: &mesh_model::MeshSnapshot,
+        p: &Proxy,
+        t: &str,
+        name: fn(&T) -> String,
+    ) -> Vec<String> {
+        generate(snap, p, t, &BTreeSet::from(["80".to_string()]))
+            .iter()
+            .map(|n| name(&T::decode(n.resource.value.as_slice()).expect("decodes")))
+            .collect()
+    }
+
+    #[test]
+    fn a_sidecar_scopes_what_its_proxies_receive() {
+        let snap = snapshot_of(MESH);
+        let clusters = |ns| {
+            names(&snap, &proxy(ns), type_url::CLUSTER, |c: &Cluster| {
+                c.name.clone()
+            })
+        };
+        assert_eq!(
+            clusters("shop"),
+            [
+                "outbound|80||a.shop.svc.cluster.local",
+                "BlackHoleCluster",
+                "PassthroughCluster"
+            ]
+        );
+        assert_eq!(clusters("web").len(), 5, "no Sidecar in web: everything");
+
+        let listeners = |ns| {
+            names(&snap, &proxy(ns), type_url::LISTENER, |l: &Listener| {
+                l.name.clone()
+            })
+        };
+        assert_eq!(listeners("shop"), ["127.0.0.1_80"]);
+        assert_eq!(listeners("web"), ["127.0.0.1_80", "127.0.0.1_5432"]);
+
+        let vhosts = |ns| {
+            names(
+                &snap,
+                &proxy(ns),
+                type_url::ROUTE,
+                |r: &RouteConfiguration| {
+                    let v: Vec<&str> = r.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
+                    v.join(",")
+                },
+            )
+        };
+        assert_eq!(vhosts("shop"), ["a.shop.svc.cluster.local:80,block_all"]);
+        assert_eq!(
+            vhosts("web"),
+            ["a.shop.svc.cluster.local:80,b.web.svc.cluster.local:80,allow_any"]
+        );
     }
 }

@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
-use super::generate::Named;
-use super::grpc::Encode;
-use super::wire::{bytes_len, nested_len, put_bytes, put_nested, put_string, string_len};
+use super::encode::Encode;
+use crate::xds::generate::named::Named;
+use crate::xds::wire::{bytes_len, nested_len, put_bytes, put_nested, put_string, string_len};
 
 /// A state-of-the-world `DiscoveryResponse`.
 #[derive(Debug, Clone, Default)]

@@ -13,28 +13,18 @@ use std::sync::Arc;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
-use super::context::{PushContext, ResourceSet};
-use super::generate::{is_known_type, is_wildcard_type, Named};
-use super::held::{mix, Held};
-use super::intern::{intern, Names};
-use super::proxy::Proxy;
+use super::held::Held;
 use super::response::DeltaResponse;
 use super::state::{ConnState, Watch};
-use crate::push::Push;
+use crate::push::PushScope;
+use crate::xds::context::{PushContext, ResourceSet};
+use crate::xds::digest::{digest, mix};
+use crate::xds::generate::generators::{is_known_type, is_wildcard_type};
+use crate::xds::generate::named::Named;
+use crate::xds::generate::proxy::Proxy;
+use crate::xds::intern::{intern, Names};
 
 const WILDCARD: &str = "*";
-
-/// The most resource bytes one response carries by default; a bigger
-/// change goes in several responses (`ConnState::part_bytes`). Each part is
-/// a round of response and ACK, and a proxy subscribes to the endpoints of
-/// the clusters of each part as it arrives: at 64 KiB, a proxy of a
-/// 1,000-service mesh learnt its clusters in about fifteen rounds and its
-/// endpoint subscription grew in as many steps, which took a third of the
-/// server's CPU in a connect storm. A response is written out a chunk at a
-/// time (`grpc.rs`), so its size no longer decides the memory it holds;
-/// the cap stays for the proxy's sake, well under the 4 MiB gRPC clients
-/// commonly accept by default.
-pub const PART_BYTES: usize = 1024 * 1024;
 
 /// Applies one request; the responses it needs: none, one, or one in
 /// parts.
@@ -182,13 +172,17 @@ fn settle(w: &mut Watch, proxy: Option<&Proxy>, snap: &PushContext, t: &str) {
 
 /// The responses a push needs, in push order; types with nothing new are
 /// skipped.
-pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaResponse> {
+pub fn on_push(
+    state: &mut ConnState,
+    snapshot: &PushContext,
+    scope: &Arc<PushScope>,
+) -> Vec<DeltaResponse> {
     state
-        .push_plan(&push.scope, &push.snapshot)
+        .push_plan(scope, snapshot)
         .into_iter()
         .flat_map(|(t, only)| {
             let target = only.map_or(Target::All, Target::Only);
-            respond(state, &push.snapshot, t, target, false)
+            respond(state, snapshot, t, target, false)
         })
         .collect()
 }
@@ -200,7 +194,7 @@ pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<DeltaResponse> {
 fn held_digest(version: &str) -> u64 {
     match u64::from_str_radix(version, 16) {
         Ok(d) if version.len() == 16 => d,
-        _ => mix(crate::xds::generate::digest(version.as_bytes())),
+        _ => mix(digest(version.as_bytes())),
     }
 }
 
@@ -330,13 +324,19 @@ fn split(resources: Vec<Arc<Named>>, removed: Vec<String>, part_bytes: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::PushScope;
-    use crate::xds::grpc::Encode;
-    use crate::xds::proxy::tests::local_node;
+    use crate::xds::protocol::state::PART_BYTES;
+
+    /// What the hub hands a stream: the snapshot and what the push touches.
+    type Pushed = (Arc<PushContext>, Arc<PushScope>);
+
+    fn push_to(state: &mut ConnState, (snapshot, scope): &Pushed) -> Vec<DeltaResponse> {
+        on_push(state, snapshot, scope)
+    }
+    use crate::xds::generate::proxy::tests::local_node;
+    use crate::xds::protocol::encode::Encode;
     use mesh_model::Hostname;
     use prost::Message;
     use std::sync::Arc;
-    use tokio::time::Instant;
     use xds_proto::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
     use xds_proto::pb::google::rpc::Status as RpcStatus;
     use xds_proto::type_url;
@@ -462,13 +462,9 @@ mod tests {
         send(&mut c, &first(type_url::CLUSTER, &[]));
         let a = "outbound|80||a.default.svc.cluster.local";
         send(&mut c, &req(type_url::ENDPOINT, &[a], &[], ""));
-        let push = |version, scope| Push {
-            snapshot: Arc::new(snap(version)),
-            scope: Arc::new(scope),
-            started: Instant::now(),
-        };
+        let push = |version, scope| (Arc::new(snap(version)), Arc::new(scope));
         // Nothing differs in a full push of an equal snapshot.
-        assert!(on_push(&mut c, &push(2, PushScope::Full)).is_empty());
+        assert!(push_to(&mut c, &push(2, PushScope::Full)).is_empty());
         // A service gains an endpoint-free definition: its cluster is new.
         let mut s = mesh_model::MeshSnapshot {
             version: 3,
@@ -496,18 +492,17 @@ mod tests {
                 },
             }),
         );
-        let out = on_push(
+        let out = push_to(
             &mut c,
-            &Push {
-                snapshot: Arc::new(PushContext::new(Arc::new(s))),
-                scope: Arc::new(PushScope::Full),
-                started: Instant::now(),
-            },
+            &(
+                Arc::new(PushContext::new(Arc::new(s))),
+                Arc::new(PushScope::Full),
+            ),
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_url, type_url::CLUSTER);
         // The service goes away again: its cluster is removed.
-        let out = on_push(&mut c, &push(4, PushScope::Full));
+        let out = push_to(&mut c, &push(4, PushScope::Full));
         assert_eq!(out[0].removed_resources.len(), 1);
         assert!(out[0].resources.is_empty());
     }
@@ -521,11 +516,7 @@ mod tests {
             snap.version = version;
             Arc::new(PushContext::new(Arc::new(snap)))
         };
-        let push = |snapshot, scope| Push {
-            snapshot,
-            scope: Arc::new(scope),
-            started: Instant::now(),
-        };
+        let push = |snapshot, scope| (snapshot, Arc::new(scope));
         let a = "outbound|80||a.default.svc.cluster.local";
         let host = Hostname::new("a.default.svc.cluster.local");
         let mut c = ConnState::default();
@@ -538,21 +529,21 @@ mod tests {
                 .flat_map(|r| r.resources.iter().map(|r| r.version()))
                 .collect::<Vec<_>>()
         };
-        let first_push = on_push(&mut c, &push(ctx(2, 8001), PushScope::Full));
+        let first_push = push_to(&mut c, &push(ctx(2, 8001), PushScope::Full));
         let v8001 = eds(&first_push);
         assert_eq!(v8001.len(), 1);
         assert!(
-            on_push(&mut c, &push(ctx(3, 8001), PushScope::Full)).is_empty(),
+            push_to(&mut c, &push(ctx(3, 8001), PushScope::Full)).is_empty(),
             "an unchanged set is skipped"
         );
-        let moved = on_push(
+        let moved = push_to(
             &mut c,
             &push(ctx(4, 8002), PushScope::Endpoints([host].into())),
         );
         assert_eq!(eds(&moved).len(), 1);
         // Back to the first set: the proxy holds 8002's version, not the set
         // the last full push gave, so the endpoint must be sent again.
-        let back = on_push(&mut c, &push(ctx(5, 8001), PushScope::Full));
+        let back = push_to(&mut c, &push(ctx(5, 8001), PushScope::Full));
         assert_eq!(eds(&back), v8001);
     }
 
@@ -656,12 +647,8 @@ mod tests {
 
         // Holding exactly what a full push would send, the proxy is sent
         // nothing.
-        let push = Push {
-            snapshot: ctx.clone(),
-            scope: Arc::new(PushScope::Full),
-            started: Instant::now(),
-        };
-        let out = on_push(&mut c, &push);
+        let push = (ctx.clone(), Arc::new(PushScope::Full));
+        let out = push_to(&mut c, &push);
         assert!(
             out.iter().all(|r| r.type_url != type_url::ENDPOINT),
             "nothing new for endpoints"

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
-use super::context::PushContext;
-use super::generate::{is_known_type, is_wildcard_type};
-use super::intern::{intern, Names};
 use super::response::SotwResponse;
 use super::state::{ConnState, Watch};
-use crate::push::Push;
+use crate::push::PushScope;
+use crate::xds::context::PushContext;
+use crate::xds::generate::generators::{is_known_type, is_wildcard_type};
+use crate::xds::intern::{intern, Names};
 
 /// Applies one request; the responses it needs (zero or one). An error ends
 /// the stream with that status.
@@ -115,12 +115,16 @@ pub fn on_request(
 /// sent is left out, so a change that does not concern a proxy sends it
 /// nothing. Once clusters are sent, endpoints are sent too, so clusters that
 /// Envoy re-creates finish warming.
-pub fn on_push(state: &mut ConnState, push: &Push) -> Vec<SotwResponse> {
+pub fn on_push(
+    state: &mut ConnState,
+    snapshot: &PushContext,
+    scope: &Arc<PushScope>,
+) -> Vec<SotwResponse> {
     let mut clusters_sent = false;
     let mut out = Vec::new();
-    for (t, only) in state.push_plan(&push.scope, &push.snapshot) {
+    for (t, only) in state.push_plan(scope, snapshot) {
         let must_send = clusters_sent && t == xds_proto::type_url::ENDPOINT;
-        if let Some(r) = respond_with(state, &push.snapshot, t, only.as_ref(), !must_send) {
+        if let Some(r) = respond_with(state, snapshot, t, only.as_ref(), !must_send) {
             clusters_sent |= t == xds_proto::type_url::CLUSTER;
             out.push(r);
         }
@@ -165,10 +169,15 @@ fn respond_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::PushScope;
-    use crate::xds::proxy::tests::local_node;
+
+    /// What the hub hands a stream: the snapshot and what the push touches.
+    type Pushed = (Arc<PushContext>, Arc<PushScope>);
+
+    fn push_to(state: &mut ConnState, (snapshot, scope): &Pushed) -> Vec<SotwResponse> {
+        on_push(state, snapshot, scope)
+    }
+    use crate::xds::generate::proxy::tests::local_node;
     use std::sync::Arc;
-    use tokio::time::Instant;
     use xds_proto::pb::google::rpc::Status as RpcStatus;
     use xds_proto::type_url;
 
@@ -176,26 +185,21 @@ mod tests {
 
     use crate::xds::context::tests::empty as snap;
 
-    fn full(version: u64) -> Push {
-        Push {
-            snapshot: Arc::new(snap(version)),
-            scope: Arc::new(PushScope::Full),
-            started: Instant::now(),
-        }
+    fn full(version: u64) -> Pushed {
+        (Arc::new(snap(version)), Arc::new(PushScope::Full))
     }
 
     const A: &str = "outbound|80||a.default.svc.cluster.local";
 
     /// A full push of a snapshot in which service `a` (port 80, one
     /// endpoint) exists: every type has something new for the proxy.
-    fn full_with_a(version: u64) -> Push {
+    fn full_with_a(version: u64) -> Pushed {
         let mut s = crate::registry::tests::one_service("{address: 10.0.0.1}");
         s.version = version;
-        Push {
-            snapshot: Arc::new(PushContext::new(Arc::new(s))),
-            scope: Arc::new(PushScope::Full),
-            started: Instant::now(),
-        }
+        (
+            Arc::new(PushContext::new(Arc::new(s))),
+            Arc::new(PushScope::Full),
+        )
     }
 
     fn req(t: &str, names: &[&str], nonce: &str) -> DiscoveryRequest {
@@ -244,7 +248,7 @@ mod tests {
         assert_eq!(c.watches[type_url::CLUSTER].nonce_acked, r1.nonce);
 
         // A push supersedes r1; an answer to r1 is stale.
-        let r2 = on_push(&mut c, &full_with_a(2)).pop().expect("push");
+        let r2 = push_to(&mut c, &full_with_a(2)).pop().expect("push");
         assert_ne!(r2.nonce, r1.nonce);
         assert!(send(&mut c, &req(type_url::CLUSTER, &[], &r1.nonce)).is_empty());
 
@@ -299,7 +303,7 @@ mod tests {
             assert_eq!(send(&mut c, &req(t, names, "")).len(), 1);
         }
         assert!(send(&mut c, &req("type.googleapis.com/nope", &[], "")).is_empty());
-        let order: Vec<String> = on_push(&mut c, &full_with_a(3))
+        let order: Vec<String> = push_to(&mut c, &full_with_a(3))
             .into_iter()
             .map(|r| r.type_url)
             .collect();
@@ -312,31 +316,33 @@ mod tests {
         let eds = send(&mut c, &req(type_url::ENDPOINT, &[A], "")).remove(0);
         assert!(send(&mut c, &req(type_url::ENDPOINT, &[A], &eds.nonce)).is_empty());
         // Same content under a new version: nothing to send.
-        assert!(on_push(&mut c, &full(2)).is_empty());
+        assert!(push_to(&mut c, &full(2)).is_empty());
         // New clusters are sent, and endpoints with them so the new clusters
         // finish warming.
-        let out = on_push(&mut c, &full_with_a(3));
+        let out = push_to(&mut c, &full_with_a(3));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(types, [type_url::CLUSTER, type_url::ENDPOINT]);
         // The same again: nothing.
-        assert!(on_push(&mut c, &full_with_a(4)).is_empty());
+        assert!(push_to(&mut c, &full_with_a(4)).is_empty());
     }
 
     #[test]
     fn a_relabelled_pod_gets_a_full_push_and_other_proxies_endpoints_only() {
         let (mut c, _) = connected();
-        let relabelled = |pod: &str, version| Push {
-            scope: Arc::new(PushScope::Pods {
-                pods: BTreeSet::from([pod.to_string()]),
-                endpoints: BTreeSet::new(),
-            }),
-            ..full_with_a(version)
+        let relabelled = |pod: &str, version| {
+            (
+                full_with_a(version).0,
+                Arc::new(PushScope::Pods {
+                    pods: BTreeSet::from([pod.to_string()]),
+                    endpoints: BTreeSet::new(),
+                }),
+            )
         };
         assert!(
-            on_push(&mut c, &relabelled("web.default", 2)).is_empty(),
+            push_to(&mut c, &relabelled("web.default", 2)).is_empty(),
             "another pod's labels send this proxy nothing"
         );
-        let out = on_push(&mut c, &relabelled("app.default", 3));
+        let out = push_to(&mut c, &relabelled("app.default", 3));
         let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
         assert_eq!(
             types,
@@ -352,23 +358,23 @@ mod tests {
         let b = "outbound|80||b.default.svc.cluster.local";
         let r = send(&mut c, &req(type_url::ENDPOINT, &[a, b], "")).remove(0);
         assert_eq!(r.resources.len(), 2);
-        let push = Push {
-            scope: Arc::new(PushScope::Endpoints(BTreeSet::from([
+        let push = (
+            full_with_a(2).0,
+            Arc::new(PushScope::Endpoints(BTreeSet::from([
                 mesh_model::Hostname::new("a.default.svc.cluster.local"),
             ]))),
-            ..full_with_a(2)
-        };
-        let out = on_push(&mut c, &push);
+        );
+        let out = push_to(&mut c, &push);
         assert_eq!(out.len(), 1, "only EDS is pushed");
         assert_eq!(out[0].type_url, type_url::ENDPOINT);
         assert_eq!(out[0].resources.len(), 1, "only the changed cluster");
         // A change to a service the proxy does not watch sends nothing.
-        let other = Push {
-            scope: Arc::new(PushScope::Endpoints(BTreeSet::from([
+        let other = (
+            full(3).0,
+            Arc::new(PushScope::Endpoints(BTreeSet::from([
                 mesh_model::Hostname::new("zzz"),
             ]))),
-            ..full(3)
-        };
-        assert!(on_push(&mut c, &other).is_empty());
+        );
+        assert!(push_to(&mut c, &other).is_empty());
     }
 }

@@ -4,57 +4,16 @@
 //! identity may only ask for config as a proxy of that namespace, as
 //! Istio's connection authentication checks.
 
-use std::fmt;
-use std::str::FromStr;
-
+use mesh_model::{SpiffeId, SpiffeIdError};
 use tonic::transport::CertificateDer;
 use x509_parser::extensions::GeneralName;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpiffeId {
-    pub trust_domain: String,
-    pub namespace: String,
-    pub service_account: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("the client certificate cannot be read: {0}")]
     Certificate(String),
-    #[error("{uri:?} is not a workload identity (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")]
-    Malformed { uri: String },
-}
-
-impl fmt::Display for SpiffeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "spiffe://{}/ns/{}/sa/{}",
-            self.trust_domain, self.namespace, self.service_account
-        )
-    }
-}
-
-impl FromStr for SpiffeId {
-    type Err = IdentityError;
-
-    fn from_str(uri: &str) -> Result<Self, Self::Err> {
-        let malformed = || IdentityError::Malformed {
-            uri: uri.to_string(),
-        };
-        let rest = uri.strip_prefix("spiffe://").ok_or_else(malformed)?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        match parts.as_slice() {
-            [td, "ns", ns, "sa", sa] if !td.is_empty() && !ns.is_empty() && !sa.is_empty() => {
-                Ok(SpiffeId {
-                    trust_domain: td.to_string(),
-                    namespace: ns.to_string(),
-                    service_account: sa.to_string(),
-                })
-            }
-            _ => Err(malformed()),
-        }
-    }
+    #[error(transparent)]
+    Malformed(#[from] SpiffeIdError),
 }
 
 /// The SPIFFE identity of the client whose chain is `certs` (leaf first);
@@ -74,7 +33,7 @@ pub fn of_peer(certs: Option<&[CertificateDer<'_>]>) -> Result<Option<SpiffeId>,
             GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
             _ => None,
         })
-        .map(str::parse)
+        .map(|uri| uri.parse().map_err(IdentityError::from))
         .transpose()
 }
 
@@ -127,7 +86,7 @@ mod tests {
         ] {
             let cert = cert_with(vec![uri(bad)]);
             assert!(
-                matches!(of_peer(Some(&[cert])), Err(IdentityError::Malformed { .. })),
+                matches!(of_peer(Some(&[cert])), Err(IdentityError::Malformed(_))),
                 "{bad}"
             );
         }

@@ -5,25 +5,9 @@
 
 use std::sync::Arc;
 
-use super::context::{ResourceSet, SharedList};
-use super::generate::Named;
-use super::hashing::NameMap;
-
-/// The digest of a set of resources, from each one's digest: the same
-/// whatever the order, and cheap to update by one resource.
-pub fn set_digest<'a>(resources: impl IntoIterator<Item = &'a Arc<Named>>) -> u64 {
-    resources
-        .into_iter()
-        .fold(0, |acc, r| acc.wrapping_add(1).wrapping_add(mix(r.digest)))
-}
-
-/// splitmix64's finaliser: spreads each digest before the sum, so sets that
-/// differ do not sum alike by accident of structure.
-pub fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+use crate::xds::context::{ResourceSet, SharedList};
+use crate::xds::digest::mix;
+use crate::xds::hashing::NameMap;
 
 /// The version (as a digest) of each resource a proxy holds.
 ///
@@ -42,7 +26,7 @@ pub struct Held {
     changes: NameMap<Arc<str>, Option<u64>>,
     /// How many of `changes` name a resource of `base`.
     base_changed: usize,
-    /// [`set_digest`] of what is held.
+    /// [`set_digest`](crate::xds::generate::named::set_digest) of what is held.
     digest: u64,
 }
 
@@ -135,7 +119,8 @@ impl Held {
             .collect()
     }
 
-    /// The digest of the whole set, comparable with [`set_digest`].
+    /// The digest of the whole set, comparable with
+    /// [`set_digest`](crate::xds::generate::named::set_digest).
     pub fn digest(&self) -> u64 {
         self.digest
     }
@@ -198,6 +183,7 @@ impl FromIterator<(Arc<str>, u64)> for Held {
 mod tests {
     use super::*;
     use crate::xds::context::Listed;
+    use crate::xds::generate::named::{set_digest, Named};
     use std::collections::{BTreeMap, BTreeSet};
     use xds_proto::protobuf::Any;
 

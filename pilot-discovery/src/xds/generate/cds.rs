@@ -1,8 +1,6 @@
 //! Clusters: one per service port, one more per DestinationRule subset, and
 //! Istio's two catch-alls.
 
-use std::time::Duration;
-
 use mesh_model::istio::destination_rule::SimpleLb;
 use mesh_model::istio::EffectivePolicy;
 use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
@@ -14,16 +12,13 @@ use xds_proto::pb::envoy::config::cluster::v3::{
     Cluster,
 };
 
-use super::cluster_policy;
+use super::cluster_policy::{self, CONNECT_TIMEOUT};
 use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
 use super::inbound;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::visibility::Visibility;
-
-/// Istio's default `connectTimeout`.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The proxy's clusters, gathered: for callers that keep them as messages.
 /// The server encodes each as it is made, with [`for_each_cluster`].

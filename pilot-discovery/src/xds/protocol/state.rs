@@ -9,13 +9,26 @@ use serde::Serialize;
 use tonic::Status;
 use xds_proto::pb::envoy::config::core::v3::Node;
 
-use super::context::PushContext;
-use super::generate::type_in_scope;
+use mesh_model::SpiffeId;
+
 use super::held::Held;
-use super::identity::SpiffeId;
-use super::intern::Names;
-use super::proxy::Proxy;
 use crate::push::PushScope;
+use crate::xds::context::PushContext;
+use crate::xds::generate::generators::type_in_scope;
+use crate::xds::generate::proxy::Proxy;
+use crate::xds::intern::Names;
+
+/// The most resource bytes one response carries by default; a bigger
+/// change goes in several responses (`ConnState::part_bytes`). Each part is
+/// a round of response and ACK, and a proxy subscribes to the endpoints of
+/// the clusters of each part as it arrives: at 64 KiB, a proxy of a
+/// 1,000-service mesh learnt its clusters in about fifteen rounds and its
+/// endpoint subscription grew in as many steps, which took a third of the
+/// server's CPU in a connect storm. A response is written out a chunk at a
+/// time (`xds/server/grpc.rs`), so its size no longer decides the memory it holds;
+/// the cap stays for the proxy's sake, well under the 4 MiB gRPC clients
+/// commonly accept by default.
+pub const PART_BYTES: usize = 1024 * 1024;
 
 /// What a push sends for one type: everything subscribed, or only these
 /// (never empty) names.
@@ -63,7 +76,7 @@ pub struct ConnState {
     pub peer_identity: Option<SpiffeId>,
     pub watches: BTreeMap<String, Watch>,
     nonces: u64,
-    /// The most resource bytes in one delta response (`delta::PART_BYTES`).
+    /// The most resource bytes in one delta response ([`PART_BYTES`] by default).
     pub part_bytes: usize,
 }
 
@@ -74,7 +87,7 @@ impl Default for ConnState {
             peer_identity: None,
             watches: BTreeMap::new(),
             nonces: 0,
-            part_bytes: super::delta::PART_BYTES,
+            part_bytes: PART_BYTES,
         }
     }
 }
@@ -180,7 +193,7 @@ fn authorize(id: &SpiffeId, proxy: &Proxy) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xds::proxy::tests::local_node;
+    use crate::xds::generate::proxy::tests::local_node;
 
     #[test]
     fn a_certificate_binds_the_proxy_to_its_namespace() {

@@ -16,10 +16,11 @@ use xds_proto::pb::envoy::config::route::v3::{
     route, route_action::HashPolicy, Route, RouteAction,
 };
 
-use super::super::cluster_policy;
-use super::super::names::{outbound_cluster_name, outbound_cluster_name_parts};
-use super::super::wire::{nested_len, put_nested};
-use super::{default_action, prefix_match};
+use super::action::default_action;
+use super::matching::prefix_match;
+use crate::xds::generate::cluster_policy;
+use crate::xds::generate::names::{outbound_cluster_name, outbound_cluster_name_parts};
+use crate::xds::wire::{nested_len, put_nested};
 
 // Field numbers, from envoy/config/route/v3/route_components.proto.
 /// `Route.route`, the forwarding action.

@@ -15,13 +15,15 @@ use xds_proto::pb::envoy::config::route::v3::{
 use xds_proto::protobuf::BoolValue;
 
 use super::gateway;
-use super::generate::digest;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
+use super::route::action::{default_action, direct};
 use super::route::default_route::{self, EncodedDefaultRoute};
-use super::route::{self as rules, prefix_match};
+use super::route::matching::prefix_match;
+use super::route::translate::{self as rules};
 use super::visibility::Visibility;
-use super::wire::{nested_len, put_nested};
+use crate::xds::digest::digest;
+use crate::xds::wire::{nested_len, put_nested};
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
@@ -288,7 +290,7 @@ fn unknown_hosts(mode: OutboundMode, local_mode: bool) -> VirtualHost {
             vec![Route {
                 name: "block_all".to_string(),
                 r#match: Some(prefix_match("/")),
-                action: Some(route::Action::DirectResponse(rules::direct(502, None))),
+                action: Some(route::Action::DirectResponse(direct(502, None))),
                 ..Default::default()
             }],
         ),
@@ -296,7 +298,7 @@ fn unknown_hosts(mode: OutboundMode, local_mode: bool) -> VirtualHost {
             let routes = vec![Route {
                 name: "allow_any".to_string(),
                 r#match: Some(prefix_match("/")),
-                action: Some(route::Action::Route(rules::default_action(
+                action: Some(route::Action::Route(default_action(
                     PASSTHROUGH_CLUSTER.to_string(),
                 ))),
                 ..Default::default()
@@ -331,7 +333,7 @@ fn needing_destination(mut routes: Vec<Route>, local_mode: bool) -> Vec<Route> {
     routes.push(Route {
         name: "no_original_destination".to_string(),
         r#match: Some(prefix_match("/")),
-        action: Some(route::Action::DirectResponse(rules::direct(
+        action: Some(route::Action::DirectResponse(direct(
             502,
             Some(NO_DESTINATION_IN_LOCAL_MODE),
         ))),
@@ -557,7 +559,7 @@ mod tests {
             ("router~10.0.0.9~gw-1.shop~shop.svc.cluster.local", false),
         ] {
             let node = if local {
-                crate::xds::proxy::tests::local_node(id)
+                crate::xds::generate::proxy::tests::local_node(id)
             } else {
                 Node {
                     id: id.into(),
@@ -647,7 +649,7 @@ mod tests {
             entry("long", "reviews.shop.svc.cluster.local"),
             entry("short", "reviews.shop")
         ));
-        let node = crate::xds::proxy::tests::local_node(
+        let node = crate::xds::generate::proxy::tests::local_node(
             "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local",
         );
         let proxy = Proxy::from_node(&node).expect("proxy");

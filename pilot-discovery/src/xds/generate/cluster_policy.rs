@@ -30,7 +30,12 @@ use xds_proto::pb::envoy::extensions::upstreams::http::v3::{
 use xds_proto::pb::envoy::r#type::v3::Percent;
 use xds_proto::protobuf::{UInt32Value, UInt64Value};
 
+use std::time::Duration;
+
 use super::common::duration;
+
+/// Istio's default `connectTimeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// Istio's ring size when a rule does not set `minimumRingSize`.

@@ -27,7 +27,8 @@ use xds_proto::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, Frac
 use xds_proto::protobuf::{Any, BoolValue, UInt32Value};
 
 use super::matching::string_matcher;
-use crate::xds::common::duration;
+use crate::xds::generate::common::duration;
+use crate::xds::generate::listener::{CORS_FILTER, FAULT_FILTER};
 
 /// Istio's retry conditions when a rule sets none.
 const DEFAULT_RETRY_ON: &str =
@@ -205,16 +206,10 @@ pub fn per_filter_config(
 ) -> HashMap<String, Any> {
     let mut out = HashMap::new();
     if let Some(f) = fault_config {
-        out.insert(
-            crate::xds::lds::FAULT_FILTER.to_string(),
-            xds_proto::pack(&f),
-        );
+        out.insert(FAULT_FILTER.to_string(), xds_proto::pack(&f));
     }
     if let Some(c) = cors_config {
-        out.insert(
-            crate::xds::lds::CORS_FILTER.to_string(),
-            xds_proto::pack(&c),
-        );
+        out.insert(CORS_FILTER.to_string(), xds_proto::pack(&c));
     }
     out
 }

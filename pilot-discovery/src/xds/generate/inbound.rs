@@ -39,15 +39,14 @@ use xds_proto::pb::envoy::extensions::filters::network::http_connection_manager:
 };
 use xds_proto::protobuf::UInt32Value;
 
-use super::cds::CONNECT_TIMEOUT;
-use super::cluster_policy;
+use super::cluster_policy::{self, CONNECT_TIMEOUT};
 use super::common::{duration, socket_address};
-use super::lds::{
+use super::listener::{
     hcm_filter, listener, router_filter, tcp_proxy_filter, tcp_proxy_to, ANY_ADDRESS,
 };
 use super::names::ClusterName;
 use super::proxy::Proxy;
-use super::route::prefix_match;
+use super::route::matching::prefix_match;
 
 /// Where the application listens.
 const APP_ADDRESS: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -269,7 +268,7 @@ fn http(address: &str, port: u16, cluster: String) -> HttpConnectionManager {
 mod tests {
     use super::*;
     use crate::registry::tests::snapshot_of;
-    use crate::xds::proxy::tests::local_proxy;
+    use crate::xds::generate::proxy::tests::local_proxy;
     use xds_proto::pb::envoy::config::core::v3::Node;
 
     const MESH: &str = r#"
