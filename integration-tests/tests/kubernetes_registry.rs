@@ -544,7 +544,7 @@ async fn manifests_apply_and_their_role_is_all_discovery_needs() {
     );
     assert_eq!(
         served.istio.len(),
-        pilot_discovery::kubernetes::discovery::ISTIO_KINDS.len(),
+        pilot_discovery::kubernetes::discovery::custom_kinds().count(),
         "every kind the model reads has its CRD in the manifests: {:?}",
         served.istio
     );

@@ -3,14 +3,36 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of configuration the model understands.
-///
-/// `Service`, `EndpointSlice`, `Endpoints`, `Pod`, `Node` and `Namespace`
-/// name Kubernetes objects that platform adapters convert into model
-/// services and endpoints, or select by; the model itself holds no
-/// Kubernetes types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ConfigKind {
+/// Declares [`ConfigKind`] with the list of every kind, so the kind table
+/// (`kinds.rs`) can be checked against it when the crate compiles.
+macro_rules! config_kinds {
+    ($($(#[doc = $doc:literal])* $kind:ident,)+) => {
+        /// The kinds of configuration the model understands, each with its
+        /// row in [`crate::kinds::KINDS`], in this order.
+        ///
+        /// `Service`, `EndpointSlice`, `Endpoints`, `Pod`, `Node` and
+        /// `Namespace` name Kubernetes objects that platform adapters convert
+        /// into model services and endpoints, or select by; the model itself
+        /// holds no Kubernetes types.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum ConfigKind {
+            $($(#[doc = $doc])* $kind,)+
+        }
+
+        impl ConfigKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ConfigKind] = &[$(ConfigKind::$kind,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ConfigKind::$kind => stringify!($kind),)+
+                }
+            }
+        }
+    };
+}
+
+config_kinds! {
     VirtualService,
     DestinationRule,
     ServiceEntry,
@@ -24,25 +46,6 @@ pub enum ConfigKind {
     Pod,
     Node,
     Namespace,
-}
-
-impl ConfigKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConfigKind::VirtualService => "VirtualService",
-            ConfigKind::DestinationRule => "DestinationRule",
-            ConfigKind::ServiceEntry => "ServiceEntry",
-            ConfigKind::WorkloadEntry => "WorkloadEntry",
-            ConfigKind::Sidecar => "Sidecar",
-            ConfigKind::Gateway => "Gateway",
-            ConfigKind::Service => "Service",
-            ConfigKind::EndpointSlice => "EndpointSlice",
-            ConfigKind::Endpoints => "Endpoints",
-            ConfigKind::Pod => "Pod",
-            ConfigKind::Node => "Node",
-            ConfigKind::Namespace => "Namespace",
-        }
-    }
 }
 
 impl fmt::Display for ConfigKind {

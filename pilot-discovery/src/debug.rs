@@ -103,21 +103,7 @@ pub async fn adsz(State(s): State<DebugState>) -> Json<Value> {
 
 fn resource_json(r: &Resource) -> Value {
     let key = r.key();
-    let object = match r {
-        Resource::VirtualService(c) => serde_json::to_value(c),
-        Resource::DestinationRule(c) => serde_json::to_value(c),
-        Resource::ServiceEntry(c) => serde_json::to_value(c),
-        Resource::WorkloadEntry(c) => serde_json::to_value(c),
-        Resource::Sidecar(c) => serde_json::to_value(c),
-        Resource::Gateway(c) => serde_json::to_value(c),
-        Resource::KubeService(s) => serde_json::to_value(s),
-        Resource::EndpointSlice(s) => serde_json::to_value(s),
-        Resource::KubeEndpoints(e) => serde_json::to_value(e),
-        Resource::Pod(p) => serde_json::to_value(p),
-        Resource::Node(n) => serde_json::to_value(n),
-        Resource::Namespace(n) => serde_json::to_value(n),
-    }
-    .unwrap_or(Value::Null);
+    let object = r.to_json();
     json!({
         "kind": key.kind.to_string(),
         "namespace": key.namespace,

@@ -15,7 +15,8 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use mesh_model::{Hostname, MeshSnapshot, SpiffeId};
+use mesh_model::kinds::{Decode, KINDS};
+use mesh_model::{ConfigKind, Hostname, MeshSnapshot, SpiffeId};
 use serde::de::DeserializeOwned;
 use tonic::Code;
 use xds_proto::pb::envoy::config::core::v3::Node as XdsNode;
@@ -24,8 +25,9 @@ use xds_proto::pb::google::rpc::Status as RpcStatus;
 use xds_proto::protobuf::{value::Kind, Struct, Value as PbValue};
 use xds_proto::type_url;
 
-use crate::configdir::{parse_file, ConfigError};
+use crate::configdir::parse_file;
 use crate::kubernetes::convert;
+use crate::objects::ConfigError;
 use crate::push::PushScope;
 use crate::registry::build_snapshot;
 use crate::resource::{Resource, ResourceMap};
@@ -154,30 +156,41 @@ pub fn config_file(data: &[u8]) -> usize {
     }
 }
 
-/// One object as a watch delivers it: the first byte picks its kind, the
-/// rest is its JSON. Whatever converts is served; whatever is refused names
-/// the cluster it came from. Returns whether the object was accepted.
+/// One object as a watch delivers it: the first byte picks its kind (its
+/// row in the kind table, modulo the rows), the rest is its JSON. Whatever
+/// converts is served; whatever is refused names the cluster it came from. Returns whether the object was accepted.
 pub fn kube_object(data: &[u8]) -> bool {
     let Some((&pick, json)) = data.split_first() else {
         return false;
     };
     let origin = convert::origin("fuzz");
-    let converted = match pick % 12 {
-        0 => decoded::<Service>(json).map(convert::service),
-        1 => decoded::<Endpoints>(json).map(convert::endpoints),
-        2 => decoded::<EndpointSlice>(json).map(convert::endpoint_slice),
-        3 => decoded::<Pod>(json).map(|p| convert::pod(p, origin.clone())),
-        4 => decoded::<Node>(json).map(|n| convert::node(n, origin.clone())),
-        5 => decoded::<Namespace>(json).map(|n| convert::namespace(n, origin.clone())),
-        i => {
-            let (kind, plural) = ISTIO_KINDS[usize::from(i - 6)];
+    let row = &KINDS[usize::from(pick) % KINDS.len()];
+    let converted = match (row.decode, row.kind) {
+        (Decode::Istio(_), kind) => {
             let api = ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk("networking.istio.io", "v1", kind),
-                plural,
+                &GroupVersionKind::gvk(row.group, row.versions[0], kind.as_str()),
+                row.plural,
             );
             decoded::<DynamicObject>(json)
                 .map(|o| convert::custom_resource(o, &api, origin.clone()))
         }
+        (Decode::Platform, ConfigKind::Service) => decoded::<Service>(json).map(convert::service),
+        (Decode::Platform, ConfigKind::Endpoints) => {
+            decoded::<Endpoints>(json).map(convert::endpoints)
+        }
+        (Decode::Platform, ConfigKind::EndpointSlice) => {
+            decoded::<EndpointSlice>(json).map(convert::endpoint_slice)
+        }
+        (Decode::Platform, ConfigKind::Pod) => {
+            decoded::<Pod>(json).map(|p| convert::pod(p, origin.clone()))
+        }
+        (Decode::Platform, ConfigKind::Node) => {
+            decoded::<Node>(json).map(|n| convert::node(n, origin.clone()))
+        }
+        (Decode::Platform, ConfigKind::Namespace) => {
+            decoded::<Namespace>(json).map(|n| convert::namespace(n, origin.clone()))
+        }
+        (Decode::Platform, kind) => panic!("the Kubernetes adapter watches no {kind}"),
     };
     match converted {
         None => false,
@@ -191,15 +204,6 @@ pub fn kube_object(data: &[u8]) -> bool {
         }
     }
 }
-
-const ISTIO_KINDS: [(&str, &str); 6] = [
-    ("VirtualService", "virtualservices"),
-    ("DestinationRule", "destinationrules"),
-    ("ServiceEntry", "serviceentries"),
-    ("WorkloadEntry", "workloadentries"),
-    ("Sidecar", "sidecars"),
-    ("Gateway", "gateways"),
-];
 
 /// What the watch's own decoding accepts; the rest never reaches us.
 fn decoded<T: DeserializeOwned>(json: &[u8]) -> Option<T> {

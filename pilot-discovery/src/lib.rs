@@ -17,6 +17,7 @@ pub mod kubernetes;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod objects;
 pub mod problems;
 pub mod push;
 pub mod registry;

@@ -5,15 +5,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot};
+use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, UpdateKind};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-use crate::configdir::{Burst, ConfigError, ConfigFolder};
+use crate::configdir::{Burst, ConfigFolder};
 use crate::metrics::Metrics;
-use crate::push::{SourceEvent, UpdateKind};
+use crate::objects::ConfigError;
 use crate::registry::{build_snapshot_with, Conversions};
 use crate::resource::{Origins, ResourceMap};
+
+/// One change a source saw.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceEvent {
+    pub kind: UpdateKind,
+    /// When the source first saw the change.
+    pub seen: Instant,
+}
 
 /// A problem a source reports about one of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,21 +97,6 @@ impl SourceSet {
     }
 }
 
-/// How Istio classifies a change to an object of `kind`.
-pub fn update_kind(kind: ConfigKind) -> UpdateKind {
-    match kind {
-        ConfigKind::WorkloadEntry
-        | ConfigKind::EndpointSlice
-        | ConfigKind::Endpoints
-        | ConfigKind::Pod
-        | ConfigKind::Node => UpdateKind::Eds,
-        // Selects what else is in the model: a rebuild finds what changed.
-        ConfigKind::Namespace => UpdateKind::Config,
-        ConfigKind::ServiceEntry | ConfigKind::Service => UpdateKind::Svc,
-        _ => UpdateKind::Config,
-    }
-}
-
 pub fn folder_state(folder: &ConfigFolder) -> SourceState {
     folder_state_with(folder, folder_errors(folder))
 }
@@ -164,7 +158,11 @@ pub async fn run_folder(
         if reload.is_changed() || errors != state.borrow().errors {
             state.send_replace(Arc::new(folder_state_with(&folder, errors)));
         }
-        let kinds: Vec<UpdateKind> = reload.changed.iter().map(|k| update_kind(k.kind)).collect();
+        let kinds: Vec<UpdateKind> = reload
+            .changed
+            .iter()
+            .map(|k| k.kind.info().update)
+            .collect();
         let seen = tokio::time::Instant::from_std(burst.first_event);
         if !send_events(kinds, seen, &events, &metrics).await {
             return;
@@ -198,17 +196,4 @@ pub fn load_folder(folder: &mut ConfigFolder, metrics: &Metrics) -> std::io::Res
     log_errors(&reload.errors, metrics);
     tracing::info!(dir = %folder.dir().display(), resources = folder.resources().len(), "config folder loaded");
     Ok(folder_state(folder))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_are_classified_as_istio_does() {
-        assert_eq!(update_kind(ConfigKind::EndpointSlice), UpdateKind::Eds);
-        assert_eq!(update_kind(ConfigKind::WorkloadEntry), UpdateKind::Eds);
-        assert_eq!(update_kind(ConfigKind::Service), UpdateKind::Svc);
-        assert_eq!(update_kind(ConfigKind::VirtualService), UpdateKind::Config);
-    }
 }

@@ -287,7 +287,7 @@ mod tests {
     fn a_module_with_no_layer_is_reported() {
         let mut files = good();
         files[0] = ("lib.rs", "pub mod sources;\npub mod configdir;\npub mod kubernetes;\npub mod push;\npub mod stray;\n");
-        files.push(("stray.rs", ""));
+        files.push(("stray.rs", "use crate::sources::SourceEvent;\n"));
         let v = check_files(&files);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(

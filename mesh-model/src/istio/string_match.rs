@@ -135,4 +135,13 @@ mod tests {
         let back = serde_json::to_value(PresenceMatch::Present).expect("serializes");
         assert_eq!(back, serde_json::json!({}));
     }
+
+    #[test]
+    fn string_match_yaml_shape() {
+        // Istio kinds are read as YAML into a JSON value first: serde_yaml
+        // alone expects YAML tags for enums.
+        let v: serde_json::Value = serde_yaml::from_str("prefix: /api").expect("yaml");
+        let m: StringMatch = serde_json::from_value(v).expect("parses");
+        assert_eq!(m, StringMatch::Prefix("/api".into()));
+    }
 }

@@ -1,3 +1,5 @@
+pub mod validate;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use mesh_model::ConfigKey;
 
-use super::parse::{parse_file, ConfigError};
+use super::parse::parse_file;
 use super::watch::Changes;
+use crate::objects::ConfigError;
 use crate::resource::{Origins, Resource, ResourceMap};
 
 /// Files larger than this are refused rather than parsed: a config folder
@@ -383,6 +384,7 @@ fn refresh_file(path: &Path, state: &mut FileState) -> Option<FileChange> {
 mod tests {
     use super::*;
     use mesh_model::ConfigKind;
+    use mesh_model::IstioConfig;
 
     const VS: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -403,7 +405,7 @@ spec:
             name: "reviews".into(),
         };
         match folder.resources().get(&key) {
-            Some(Resource::VirtualService(vs)) => {
+            Some(Resource::Istio(IstioConfig::VirtualService(vs))) => {
                 vs.spec.http[0].route.iter().map(|d| d.weight).collect()
             }
             other => panic!("no VirtualService: {other:?}"),

@@ -6,5 +6,5 @@ mod parse;
 mod watch;
 
 pub use folder::{ConfigFolder, Reload};
-pub use parse::{parse_file, parse_object, ConfigError, ParsedFile, DEFAULT_NAMESPACE};
+pub use parse::{parse_file, ParsedFile};
 pub use watch::{watch_folder, Burst, Changes};

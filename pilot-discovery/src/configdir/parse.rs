@@ -8,57 +8,13 @@
 // it unboxed keeps the error plumbing plain.
 #![allow(clippy::result_large_err)]
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use mesh_model::istio::{
-    DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
-};
-use mesh_model::validation::{
-    validate_destination_rule, validate_gateway, validate_service_entry, validate_sidecar,
-    validate_virtual_service, validate_workload_entry, ValidationErrors,
-};
-use mesh_model::{Config, ConfigKey, ConfigKind, ConfigMeta};
-use serde::de::DeserializeOwned;
+use mesh_model::ConfigKey;
 use serde_json::Value;
 
-use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
+use crate::objects::{decode, ConfigError};
 use crate::resource::Resource;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod};
-
-/// Namespace given to resources that do not name one, as `kubectl apply`
-/// would with the default context.
-pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// A problem with one file, or one document in it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// 1-based position of the document in a multi-document file.
-    pub document: Option<usize>,
-    /// `Kind namespace/name`, once known.
-    pub resource: Option<ConfigKey>,
-    /// Path of the offending field, such as `spec.http[0].route`.
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(d) = self.document {
-            write!(f, ": document {d}")?;
-        }
-        if let Some(r) = &self.resource {
-            write!(f, ": {} {}/{}", r.kind, r.namespace, r.name)?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": {field}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
 
 /// What one file yields.
 #[derive(Debug, Default)]
@@ -73,19 +29,6 @@ pub struct ParsedFile {
 /// A file that could not be read or parsed at all: the file's previous
 /// contents stay in force.
 pub type FileError = ConfigError;
-
-impl ConfigError {
-    /// A problem with a whole file rather than one resource in it.
-    pub fn file(file: &Path, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: file.to_path_buf(),
-            document: None,
-            resource: None,
-            field: None,
-            message: message.into(),
-        }
-    }
-}
 
 /// Splits a file into JSON values, one per document.
 fn documents(file: &Path, text: &str) -> Result<Vec<Value>, FileError> {
@@ -120,7 +63,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, FileError> {
             None => vec![doc],
         };
         for item in items {
-            match parse_object(item) {
+            match decode(item) {
                 Ok(r) => parsed.resources.push(r),
                 Err(e) => {
                     if let Some(key) = &e.resource {
@@ -146,196 +89,11 @@ fn list_items(doc: &Value) -> Option<Vec<Value>> {
     Some(doc.get("items")?.as_array()?.clone())
 }
 
-fn doc_error(
-    resource: Option<ConfigKey>,
-    field: Option<String>,
-    message: impl Into<String>,
-) -> ConfigError {
-    ConfigError {
-        file: PathBuf::new(),
-        document: None,
-        resource,
-        field,
-        message: message.into(),
-    }
-}
-
-fn str_field<'a>(doc: &'a Value, field: &str) -> Result<&'a str, ConfigError> {
-    match doc.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(Value::String(_)) | None => Err(doc_error(None, Some(field.into()), "is required")),
-        Some(_) => Err(doc_error(None, Some(field.into()), "must be a string")),
-    }
-}
-
-/// One object, as a file's document or an API server's watch event holds
-/// it, to a validated resource. Errors carry no file; the caller adds it.
-pub fn parse_object(doc: Value) -> Result<Resource, ConfigError> {
-    if !doc.is_object() {
-        return Err(doc_error(
-            None,
-            None,
-            "a resource must be a mapping with apiVersion, kind and metadata",
-        ));
-    }
-    let api_version = str_field(&doc, "apiVersion")?.to_string();
-    let kind_name = str_field(&doc, "kind")?.to_string();
-    let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
-    let kind = match (group, kind_name.as_str()) {
-        ("networking.istio.io", "VirtualService") => ConfigKind::VirtualService,
-        ("networking.istio.io", "DestinationRule") => ConfigKind::DestinationRule,
-        ("networking.istio.io", "ServiceEntry") => ConfigKind::ServiceEntry,
-        ("networking.istio.io", "WorkloadEntry") => ConfigKind::WorkloadEntry,
-        ("networking.istio.io", "Sidecar") => ConfigKind::Sidecar,
-        ("networking.istio.io", "Gateway") => ConfigKind::Gateway,
-        ("", "Service") if api_version == "v1" => ConfigKind::Service,
-        ("discovery.k8s.io", "EndpointSlice") if api_version == "discovery.k8s.io/v1" => {
-            ConfigKind::EndpointSlice
-        }
-        ("", "Endpoints") if api_version == "v1" => ConfigKind::Endpoints,
-        ("", "Pod") if api_version == "v1" => ConfigKind::Pod,
-        ("", "Node") if api_version == "v1" => ConfigKind::Node,
-        ("", "Namespace") if api_version == "v1" => ConfigKind::Namespace,
-        _ => {
-            return Err(doc_error(
-                None,
-                Some("kind".into()),
-                format!("unsupported kind {kind_name:?} of apiVersion {api_version:?}"),
-            ))
-        }
-    };
-    let mut meta: ConfigMeta = deserialize_at(
-        doc.get("metadata").cloned().unwrap_or(Value::Null),
-        "metadata",
-        None,
-    )?;
-    if matches!(kind, ConfigKind::Node | ConfigKind::Namespace) {
-        meta.namespace.clear(); // cluster-scoped
-    } else if meta.namespace.is_empty() {
-        meta.namespace = DEFAULT_NAMESPACE.to_string();
-    }
-    let key = ConfigKey {
-        kind,
-        namespace: meta.namespace.clone(),
-        name: meta.name.clone(),
-    };
-    if meta.name.is_empty() {
-        return Err(doc_error(
-            None,
-            Some("metadata.name".into()),
-            format!("{kind} needs a name"),
-        ));
-    }
-    let spec = || {
-        doc.get("spec")
-            .cloned()
-            .unwrap_or(Value::Object(Default::default()))
-    };
-    let k = Some(key.clone());
-    let resource = match kind {
-        ConfigKind::VirtualService => {
-            let spec: VirtualService = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_virtual_service(&spec))?;
-            Resource::VirtualService(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::DestinationRule => {
-            let spec: DestinationRule = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_destination_rule(&spec))?;
-            Resource::DestinationRule(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::ServiceEntry => {
-            let spec: ServiceEntry = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_service_entry(&spec))?;
-            Resource::ServiceEntry(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::WorkloadEntry => {
-            let spec: WorkloadEntry = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_workload_entry(&spec))?;
-            Resource::WorkloadEntry(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::Sidecar => {
-            let spec: Sidecar = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_sidecar(&spec))?;
-            Resource::Sidecar(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::Gateway => {
-            let spec: Gateway = deserialize_at(spec(), "spec", k.clone())?;
-            validated(&key, validate_gateway(&spec))?;
-            Resource::Gateway(Arc::new(Config { meta, spec }))
-        }
-        ConfigKind::Service => {
-            let mut svc: k8s_openapi::api::core::v1::Service = deserialize_at(doc, "", k)?;
-            svc.metadata.namespace = Some(meta.namespace);
-            Resource::KubeService(Arc::new(svc))
-        }
-        ConfigKind::EndpointSlice => {
-            let mut slice: k8s_openapi::api::discovery::v1::EndpointSlice =
-                deserialize_at(doc, "", k)?;
-            slice.metadata.namespace = Some(meta.namespace);
-            Resource::EndpointSlice(Arc::new(slice))
-        }
-        ConfigKind::Endpoints => {
-            let mut endpoints: Endpoints = deserialize_at(doc, "", k)?;
-            endpoints.metadata.namespace = Some(meta.namespace);
-            Resource::KubeEndpoints(Arc::new(endpoints))
-        }
-        ConfigKind::Pod => {
-            let mut pod: Pod = deserialize_at(doc, "", k.clone())?;
-            pod.metadata.namespace = Some(meta.namespace);
-            let info = PodInfo::from_pod(&pod)
-                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
-            Resource::Pod(Arc::new(info))
-        }
-        ConfigKind::Node => {
-            let node: Node = deserialize_at(doc, "", k.clone())?;
-            let info = NodeInfo::from_node(&node)
-                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
-            Resource::Node(Arc::new(info))
-        }
-        ConfigKind::Namespace => {
-            let ns: Namespace = deserialize_at(doc, "", k.clone())?;
-            let info = NamespaceInfo::from_namespace(&ns)
-                .ok_or_else(|| doc_error(k, Some("metadata.name".into()), "is required"))?;
-            Resource::Namespace(Arc::new(info))
-        }
-    };
-    Ok(resource)
-}
-
-fn validated(key: &ConfigKey, result: Result<(), ValidationErrors>) -> Result<(), ConfigError> {
-    result.map_err(|errs| {
-        let first = errs.0.first();
-        let field = first.map(|e| e.field.clone());
-        // The first problem is named as the field; the message lists all.
-        let message = if errs.0.len() == 1 {
-            first.map(|e| e.message.clone()).unwrap_or_default()
-        } else {
-            format!("{} problems: {errs}", errs.0.len())
-        };
-        doc_error(Some(key.clone()), field, message)
-    })
-}
-
-/// Deserializes `value`, reporting the path of the field that failed.
-fn deserialize_at<T: DeserializeOwned>(
-    value: Value,
-    prefix: &str,
-    resource: Option<ConfigKey>,
-) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let field = match (prefix.is_empty(), inner == ".") {
-            (true, _) => inner,
-            (false, true) => prefix.to_string(),
-            (false, false) => format!("{prefix}.{inner}"),
-        };
-        doc_error(resource, Some(field), e.into_inner().to_string())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::DEFAULT_NAMESPACE;
+    use mesh_model::ConfigKind;
 
     fn parse(text: &str) -> ParsedFile {
         parse_file(Path::new("/cfg/test.yaml"), text).expect("file parses")

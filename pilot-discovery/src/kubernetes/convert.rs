@@ -1,6 +1,7 @@
 //! Objects from the API server to the resources every source produces. The
-//! Istio custom resources go through the config folder's parser, so both
-//! sources validate alike and report errors alike.
+//! Istio custom resources go through the same decoder as the config
+//! folder's (`objects.rs`), so both sources validate alike and report
+//! errors alike.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,9 +13,8 @@ use kube::core::ApiResource;
 use mesh_model::{ConfigKey, ConfigKind};
 use serde_json::Value;
 
-use crate::configdir::{parse_object, ConfigError};
-use crate::registry::kube::{NamespaceInfo, NodeInfo, PodInfo};
-use crate::resource::{strip_volatile, Resource};
+use crate::objects::{decode, ConfigError};
+use crate::resource::{strip_volatile, NamespaceInfo, NodeInfo, PodInfo, Resource};
 
 /// What one watched object becomes: a resource, or the error that rejects it
 /// (its last good version, if any, stays in force). Boxed: errors are rare
@@ -102,7 +102,7 @@ pub fn custom_resource(obj: DynamicObject, api: &ApiResource, origin: PathBuf) -
             a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
-    parse_object(value).map_err(|e| Box::new(ConfigError { file: origin, ..e }))
+    decode(value).map_err(|e| Box::new(ConfigError { file: origin, ..e }))
 }
 
 #[cfg(test)]

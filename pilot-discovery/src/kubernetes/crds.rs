@@ -9,7 +9,7 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::discovery::{self, EndpointApiChoice, ISTIO_KINDS, ISTIO_NETWORKING_GROUP};
+use super::discovery::{self, custom_kind, custom_kinds, EndpointApiChoice};
 use super::watch::Watches;
 
 /// How often, and how long apart, API discovery is asked again for a kind
@@ -56,20 +56,14 @@ pub async fn watch_for_istio_kinds(client: Client, mut watches: Watches) {
 }
 
 fn all_watched(watches: &Watches) -> bool {
-    ISTIO_KINDS.iter().all(|k| watches.watched().contains(k))
+    custom_kinds().all(|k| watches.watched().contains(&k.kind))
 }
 
 /// The kind an established Istio CRD defines, when the model reads it and it
 /// is not watched yet.
 fn new_istio_kind<'c>(crd: &'c CustomResourceDefinition, watches: &Watches) -> Option<&'c str> {
-    if crd.spec.group != ISTIO_NETWORKING_GROUP {
-        return None;
-    }
     let kind = crd.spec.names.kind.as_str();
-    let modelled = ISTIO_KINDS
-        .iter()
-        .find(|k| k.as_str() == kind)
-        .filter(|k| !watches.watched().contains(k));
+    let modelled = custom_kind(&crd.spec.group, kind).filter(|k| !watches.watched().contains(k));
     let established = crd
         .status
         .as_ref()

@@ -7,20 +7,30 @@ use std::str::FromStr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList, APIResourceList};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
+use mesh_model::kinds::{KindInfo, KINDS};
 use mesh_model::ConfigKind;
 
 const DISCOVERY_GROUP: &str = "discovery.k8s.io";
-pub const ISTIO_NETWORKING_GROUP: &str = "networking.istio.io";
 
-/// The Istio kinds the model reads.
-pub const ISTIO_KINDS: [ConfigKind; 6] = [
-    ConfigKind::VirtualService,
-    ConfigKind::DestinationRule,
-    ConfigKind::ServiceEntry,
-    ConfigKind::WorkloadEntry,
-    ConfigKind::Sidecar,
-    ConfigKind::Gateway,
-];
+/// The custom resource kinds the model reads (Istio's), from the kind table.
+pub fn custom_kinds() -> impl Iterator<Item = &'static KindInfo> {
+    KINDS.iter().filter(|k| k.is_istio())
+}
+
+/// The API groups of [`custom_kinds`], each once.
+fn custom_groups() -> Vec<&'static str> {
+    let mut groups: Vec<&str> = custom_kinds().map(|k| k.group).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
+/// The custom kind named `kind` in `group`, if the model reads it.
+pub fn custom_kind(group: &str, kind: &str) -> Option<ConfigKind> {
+    custom_kinds()
+        .find(|k| k.group == group && k.kind.as_str() == kind)
+        .map(|k| k.kind)
+}
 
 /// The operator's choice of endpoints API (`--endpoint-api`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,9 +97,9 @@ pub struct IstioKind {
     pub api: ApiResource,
 }
 
-/// The Istio kinds the model reads that are served, each at the first
-/// version that serves it. `lists` are the resource lists of the group's
-/// versions, preferred first.
+/// The custom kinds the model reads that are served, each at the first
+/// version that serves it. `lists` are the resource lists of the kinds'
+/// groups, each group's versions preferred first.
 pub fn istio_kinds_of(lists: &[APIResourceList]) -> Vec<IstioKind> {
     let mut out: Vec<IstioKind> = Vec::new();
     for list in lists {
@@ -100,7 +110,7 @@ pub fn istio_kinds_of(lists: &[APIResourceList]) -> Vec<IstioKind> {
             if r.name.contains('/') {
                 continue; // a subresource such as `virtualservices/status`
             }
-            let Some(kind) = ISTIO_KINDS.into_iter().find(|k| k.as_str() == r.kind) else {
+            let Some(kind) = custom_kind(group, &r.kind) else {
                 continue;
             };
             if out.iter().any(|k| k.kind == kind) {
@@ -152,10 +162,11 @@ pub async fn discover(client: &Client, choice: EndpointApiChoice) -> Result<Serv
         tracing::error!("--endpoint-api endpointslice, but this API server does not serve {DISCOVERY_GROUP}/v1: the endpoints watch will fail and pilot-discovery will not become ready; use --endpoint-api auto");
     }
     let mut lists = Vec::new();
-    if let Some(group) = groups
+    let wanted = custom_groups();
+    for group in groups
         .groups
         .iter()
-        .find(|g| g.name == ISTIO_NETWORKING_GROUP)
+        .filter(|g| wanted.contains(&g.name.as_str()))
     {
         for gv in versions_preferred_first(group) {
             lists.push(client.list_api_group_resources(&gv).await?);
@@ -163,7 +174,7 @@ pub async fn discover(client: &Client, choice: EndpointApiChoice) -> Result<Serv
     }
     let istio = istio_kinds_of(&lists);
     if istio.is_empty() {
-        tracing::warn!("the Istio networking CRDs ({ISTIO_NETWORKING_GROUP}) are not installed; they are watched for and read once installed");
+        tracing::warn!(groups = ?wanted, "the Istio CRDs are not installed; they are watched for and read once installed");
     }
     Ok(Served {
         endpoint_api,

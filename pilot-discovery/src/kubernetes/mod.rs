@@ -26,8 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::metrics::Metrics;
-use crate::push::SourceEvent;
-use crate::sources::SourceState;
+use crate::sources::{SourceEvent, SourceState};
 
 pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
 pub use options::{KubeError, KubeOptions};

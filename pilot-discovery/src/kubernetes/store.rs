@@ -18,9 +18,8 @@ use super::convert::Converted;
 use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
-use crate::push::SourceEvent;
 use crate::resource::{Origins, Resource, ResourceMap};
-use crate::sources::{send_events, update_kind, SourceError, SourceState};
+use crate::sources::{send_events, SourceError, SourceEvent, SourceState};
 
 /// Most updates folded into one publication: bounds how stale the published
 /// view gets while a large relist is being applied.
@@ -232,7 +231,7 @@ pub async fn run(
             }
             continue;
         }
-        let kinds = changed.into_iter().map(update_kind);
+        let kinds = changed.into_iter().map(|k| k.info().update);
         if !send_events(kinds, seen, &events, &metrics).await {
             return;
         }
@@ -242,7 +241,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configdir::ConfigError;
+    use crate::objects::ConfigError;
     use std::path::PathBuf;
 
     fn svc(name: &str, port: i32) -> (ConfigKey, Converted) {
@@ -260,7 +259,7 @@ mod tests {
     }
 
     fn namespace(name: &str, labels: &[(&str, &str)]) -> (ConfigKey, Converted) {
-        let info = crate::registry::kube::NamespaceInfo {
+        let info = crate::resource::NamespaceInfo {
             name: name.into(),
             labels: labels
                 .iter()

@@ -20,31 +20,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use mesh_model::UpdateKind;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// What kind of object changed, as Istio labels `pilot_inbound_updates`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpdateKind {
-    /// Routing and policy: VirtualService, DestinationRule.
-    Config,
-    /// Service definitions: ServiceEntry, Kubernetes Service.
-    Svc,
-    /// Endpoints: WorkloadEntry, EndpointSlice.
-    Eds,
-}
-
-impl UpdateKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            UpdateKind::Config => "config",
-            UpdateKind::Svc => "svc",
-            UpdateKind::Eds => "eds",
-        }
-    }
-}
+use crate::sources::SourceEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DebounceConfig {
@@ -62,14 +42,6 @@ impl Default for DebounceConfig {
             eds_max: Duration::from_millis(100),
         }
     }
-}
-
-/// One change a source saw.
-#[derive(Debug, Clone, Copy)]
-pub struct SourceEvent {
-    pub kind: UpdateKind,
-    /// When the source first saw the change.
-    pub seen: Instant,
 }
 
 /// The events of one burst.

@@ -6,5 +6,5 @@ pub mod debounce;
 pub mod scope;
 
 pub use builder::SnapshotBuilder;
-pub use debounce::{DebounceConfig, Merged, SourceEvent, UpdateKind};
+pub use debounce::{DebounceConfig, Merged};
 pub use scope::PushScope;

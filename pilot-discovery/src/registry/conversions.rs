@@ -152,6 +152,7 @@ mod tests {
     use crate::configdir::parse_file;
     use crate::registry::{build_snapshot, build_snapshot_with};
     use crate::resource::Resource;
+    use mesh_model::IstioConfig;
 
     const DOMAIN: &str = "cluster.local";
 
@@ -278,13 +279,13 @@ mod tests {
                         .keys()
                         .find(|k| k.name == format!("we-{j}"))
                         .cloned();
-                    if let Some(Resource::WorkloadEntry(we)) =
+                    if let Some(Resource::Istio(IstioConfig::WorkloadEntry(we))) =
                         key.and_then(|k| resources.get(&k).cloned())
                     {
                         let copy = Arc::new((*we).clone());
                         resources.insert(
                             we.key(mesh_model::ConfigKind::WorkloadEntry),
-                            Resource::WorkloadEntry(copy),
+                            Resource::Istio(IstioConfig::WorkloadEntry(copy)),
                         );
                     }
                 }

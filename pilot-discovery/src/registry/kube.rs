@@ -6,107 +6,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, ObjectReference, Pod, Service as KubeService,
-};
+use k8s_openapi::api::core::v1::{Endpoints, ObjectReference, Service as KubeService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use mesh_model::{
     ConfigKey, ConfigKind, Endpoint, HealthStatus, Hostname, Locality, Protocol, Resolution,
     Service, ServicePort,
 };
-use serde::Serialize;
+
+use crate::resource::{NodeInfo, PodInfo};
 
 /// The label an EndpointSlice carries naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-const REGION_LABEL: &str = "topology.kubernetes.io/region";
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
-
-/// What the registry reads of a Pod: who it is and where it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PodInfo {
-    pub name: String,
-    pub namespace: String,
-    pub ips: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-    pub service_account: String,
-    pub node_name: String,
-}
-
-impl PodInfo {
-    pub fn from_pod(pod: &Pod) -> Option<PodInfo> {
-        let spec = pod.spec.as_ref();
-        let status = pod.status.as_ref();
-        let mut ips: Vec<String> = status
-            .and_then(|s| s.pod_ips.as_ref())
-            .map(|ips| ips.iter().map(|ip| ip.ip.clone()).collect())
-            .unwrap_or_default();
-        if let Some(ip) = status.and_then(|s| s.pod_ip.clone()) {
-            if !ips.contains(&ip) {
-                ips.insert(0, ip);
-            }
-        }
-        Some(PodInfo {
-            name: pod.metadata.name.clone()?,
-            namespace: pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            ips,
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
-            service_account: spec
-                .and_then(|s| s.service_account_name.clone())
-                .unwrap_or_else(|| "default".into()),
-            node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        })
-    }
-
-    /// The pod as the id of a proxy running in it names it (`name.namespace`).
-    pub fn proxy_key(&self) -> String {
-        format!("{}.{}", self.name, self.namespace)
-    }
-}
-
-/// What the registry reads of a Node: its locality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeInfo {
-    pub name: String,
-    pub locality: Locality,
-}
-
-impl NodeInfo {
-    pub fn from_node(node: &Node) -> Option<NodeInfo> {
-        let labels = node.metadata.labels.as_ref();
-        let label = |k: &str| labels.and_then(|l| l.get(k)).cloned().unwrap_or_default();
-        Some(NodeInfo {
-            name: node.metadata.name.clone()?,
-            locality: Locality {
-                region: label(REGION_LABEL),
-                zone: label(ZONE_LABEL),
-                subzone: label(SUBZONE_LABEL),
-            },
-        })
-    }
-}
-
-/// What the registry reads of a Namespace: the labels discovery selectors
-/// match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NamespaceInfo {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl NamespaceInfo {
-    pub fn from_namespace(ns: &Namespace) -> Option<NamespaceInfo> {
-        Some(NamespaceInfo {
-            name: ns.metadata.name.clone()?,
-            labels: ns.metadata.labels.clone().unwrap_or_default(),
-        })
-    }
-}
-
 /// One address of an EndpointSlice or Endpoints object, as both say it.
 struct Address<'a> {
     ip: &'a str,

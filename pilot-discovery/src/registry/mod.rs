@@ -14,6 +14,7 @@ use std::sync::Arc;
 use mesh_model::MeshSnapshot;
 
 use crate::resource::{Resource, ResourceMap};
+use mesh_model::IstioConfig;
 use workload_index::WorkloadIndex;
 
 pub use conversions::Conversions;
@@ -64,7 +65,7 @@ pub fn build_snapshot_with(
     let mut kube_endpoints = Vec::new();
     for r in resources() {
         match r {
-            Resource::WorkloadEntry(we) => workload_entries.add(we),
+            Resource::Istio(IstioConfig::WorkloadEntry(we)) => workload_entries.add(we),
             Resource::EndpointSlice(s) => slices.push(s.as_ref()),
             Resource::KubeEndpoints(e) => kube_endpoints.push(e.as_ref()),
             Resource::Pod(p) => {
@@ -83,7 +84,7 @@ pub fn build_snapshot_with(
     let mut destination_rules = Vec::new();
     for r in resources() {
         match r {
-            Resource::ServiceEntry(se) => {
+            Resource::Istio(IstioConfig::ServiceEntry(se)) => {
                 let precedence = owned(se.meta.precedence());
                 for (svc, eps) in conversions.convert(se, &workload_entries) {
                     defined.push((precedence.clone(), svc.clone(), eps.clone()));
@@ -101,11 +102,11 @@ pub fn build_snapshot_with(
                     defined.push((precedence, Arc::new(svc), Arc::new(eps)));
                 }
             }
-            Resource::VirtualService(vs) => virtual_services.push(vs.clone()),
-            Resource::Sidecar(sc) => snap.sidecars.push(sc.clone()),
-            Resource::Gateway(gw) => snap.gateways.push(gw.clone()),
-            Resource::DestinationRule(dr) => destination_rules.push(dr.clone()),
-            Resource::WorkloadEntry(_)
+            Resource::Istio(IstioConfig::VirtualService(vs)) => virtual_services.push(vs.clone()),
+            Resource::Istio(IstioConfig::Sidecar(sc)) => snap.sidecars.push(sc.clone()),
+            Resource::Istio(IstioConfig::Gateway(gw)) => snap.gateways.push(gw.clone()),
+            Resource::Istio(IstioConfig::DestinationRule(dr)) => destination_rules.push(dr.clone()),
+            Resource::Istio(IstioConfig::WorkloadEntry(_))
             | Resource::EndpointSlice(_)
             | Resource::KubeEndpoints(_)
             | Resource::Pod(_)

@@ -17,7 +17,9 @@ use tokio::time::Instant;
 
 use crate::lock::lock;
 use crate::metrics::Metrics;
-use crate::push::{Merged, PushScope, UpdateKind};
+use mesh_model::UpdateKind;
+
+use crate::push::{Merged, PushScope};
 use crate::xds::context::PushContext;
 use crate::xds::intern;
 use crate::xds::protocol::state::ConnState;
