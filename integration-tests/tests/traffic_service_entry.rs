@@ -24,7 +24,7 @@ fn workload_entry(name: &str, spec: &str) -> String {
 /// Envoy resolves a DNS entry's endpoint names itself (a STRICT_DNS
 /// cluster). An entry without endpoints resolves its own host instead; no
 /// such name resolves on every test machine, so a unit test covers that
-/// (`registry::tests::dns_entries_resolve_their_endpoints_or_their_host`).
+/// (`snapshot::tests::build::dns_entries_resolve_their_endpoints_or_their_host`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_entries_are_resolved_by_envoy() {
     let api = EchoServer::plain("api").await.expect("echo server");

@@ -9,7 +9,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mesh_model::MeshSnapshot;
 use pilot_discovery::configdir::parse_file;
-use pilot_discovery::registry::build_snapshot;
+use pilot_discovery::snapshot::build_snapshot;
 use pilot_discovery::xds::generate::generators::generate;
 use pilot_discovery::xds::generate::proxy::Proxy;
 use xds_proto::pb::envoy::config::core::v3::Node;

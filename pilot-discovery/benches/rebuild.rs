@@ -7,8 +7,8 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pilot_discovery::configdir::parse_file;
-use pilot_discovery::registry::{build_snapshot, build_snapshot_with, Conversions};
 use pilot_discovery::resource::{Resource, ResourceMap};
+use pilot_discovery::snapshot::{build_snapshot, build_snapshot_with, Conversions};
 
 // The rebuild runs in the server under its allocator; measured under
 // another, its figures would not be the server's.

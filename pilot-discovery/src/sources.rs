@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, UpdateKind};
+use mesh_model::{ConfigKey, ConfigKind, UpdateKind};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use crate::configdir::{Burst, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::objects::ConfigError;
-use crate::registry::{build_snapshot_with, Conversions};
 use crate::resource::{Origins, ResourceMap};
 
 /// One change a source saw.
@@ -80,20 +79,6 @@ impl SourceSet {
 
     pub fn current(&self) -> Vec<Arc<SourceState>> {
         self.sources.iter().map(|s| s.borrow().clone()).collect()
-    }
-
-    /// A snapshot of everything the sources hold right now, replacing
-    /// `previous`; `conversions` carries work over from the last build.
-    pub fn build(
-        &self,
-        version: u64,
-        domain: &str,
-        previous: Option<&MeshSnapshot>,
-        conversions: &mut Conversions,
-    ) -> MeshSnapshot {
-        let states = self.current();
-        let maps: Vec<&ResourceMap> = states.iter().map(|s| &s.resources).collect();
-        build_snapshot_with(version, domain, &maps, previous, conversions)
     }
 }
 

@@ -332,7 +332,7 @@ fn encode_floor(mesh: &SynthMesh) -> anyhow::Result<(usize, Duration)> {
     let mut folder = pilot_discovery::configdir::ConfigFolder::new(work.path());
     folder.reload()?;
     let snap =
-        pilot_discovery::registry::build_snapshot(1, mesh.domain, &[folder.resources()], None);
+        pilot_discovery::snapshot::build_snapshot(1, mesh.domain, &[folder.resources()], None);
     let ns = mesh.namespace_of(0);
     let node = integration_tests::load::proxy::node(
         &format!("sidecar~127.0.0.1~floor.{ns}~{ns}.svc.cluster.local"),

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::{Merged, PushScope};
 use crate::metrics::Metrics;
 use crate::problems::{self, Listed};
-use crate::registry::Conversions;
+use crate::snapshot::{build_from, Conversions};
 use crate::sources::SourceSet;
 
 pub struct SnapshotBuilder {
@@ -32,7 +32,7 @@ impl SnapshotBuilder {
         problems: watch::Sender<Arc<Vec<Listed>>>,
     ) -> Self {
         let mut conversions = Conversions::default();
-        let current = Arc::new(sources.build(1, &domain, None, &mut conversions));
+        let current = Arc::new(build_from(&sources, 1, &domain, None, &mut conversions));
         log_snapshot(&current);
         let builder = SnapshotBuilder {
             domain,
@@ -55,7 +55,8 @@ impl SnapshotBuilder {
     /// in the model (say, a comment edited, or an edit rejected in favour
     /// of the last good version) needs no push.
     pub fn on_burst(&mut self, merged: &Merged) -> Option<(Arc<MeshSnapshot>, PushScope)> {
-        let next = self.sources.build(
+        let next = build_from(
+            &self.sources,
             self.current.version + 1,
             &self.domain,
             Some(&self.current),

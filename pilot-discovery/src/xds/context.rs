@@ -400,7 +400,7 @@ impl std::fmt::Debug for PushContext {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::registry::tests::snapshot_of;
+    use crate::snapshot::testing::snapshot_of;
     use crate::xds::generate::proxy::tests::local_proxy;
 
     /// A context over an empty mesh at `version`.

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn endpoint_scope_names_every_port_and_subset_of_changed_services() {
-        let snap = crate::registry::tests::snapshot_of(
+        let snap = crate::snapshot::testing::snapshot_of(
             r#"
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -176,7 +176,7 @@ spec:
     use xds_proto::pb::envoy::config::listener::v3::Listener;
     use xds_proto::pb::envoy::config::route::v3::RouteConfiguration;
 
-    use crate::registry::tests::snapshot_of;
+    use crate::snapshot::testing::snapshot_of;
     use crate::xds::generate::proxy::tests::local_proxy;
 
     const MESH: &str = r#"

@@ -267,7 +267,7 @@ fn http(address: &str, port: u16, cluster: String) -> HttpConnectionManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tests::snapshot_of;
+    use crate::snapshot::testing::snapshot_of;
     use crate::xds::generate::proxy::tests::local_proxy;
     use xds_proto::pb::envoy::config::core::v3::Node;
 

@@ -524,7 +524,7 @@ mod tests {
     /// the port in it.
     #[test]
     fn the_encoded_configuration_is_the_message_encoded() {
-        let snap = crate::registry::tests::snapshot_of(
+        let snap = crate::snapshot::testing::snapshot_of(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
              metadata: {name: a, namespace: shop}\n\
              spec:\n  hosts: [a.shop.svc.cluster.local, api.example.com, 'b.web.svc.cluster.local:80']\n\
@@ -644,7 +644,7 @@ mod tests {
                  \x20 endpoints: [{{address: 10.0.0.1}}]\n---\n"
             )
         };
-        let snap = crate::registry::tests::snapshot_of(&format!(
+        let snap = crate::snapshot::testing::snapshot_of(&format!(
             "{}{}",
             entry("long", "reviews.shop.svc.cluster.local"),
             entry("short", "reviews.shop")

@@ -510,7 +510,7 @@ mod tests {
     #[test]
     fn a_full_push_after_an_endpoint_push_compares_what_the_proxy_really_holds() {
         let ctx = |version: u64, port: u16| {
-            let mut snap = crate::registry::tests::one_service(&format!(
+            let mut snap = crate::snapshot::testing::one_service(&format!(
                 "{{address: 10.0.0.1, ports: {{http: {port}}}}}"
             ));
             snap.version = version;
@@ -602,7 +602,7 @@ mod tests {
                 )
             })
             .collect();
-        PushContext::new(Arc::new(crate::registry::tests::snapshot_of(&yaml)))
+        PushContext::new(Arc::new(crate::snapshot::testing::snapshot_of(&yaml)))
     }
 
     #[test]

@@ -194,7 +194,7 @@ mod tests {
     /// A full push of a snapshot in which service `a` (port 80, one
     /// endpoint) exists: every type has something new for the proxy.
     fn full_with_a(version: u64) -> Pushed {
-        let mut s = crate::registry::tests::one_service("{address: 10.0.0.1}");
+        let mut s = crate::snapshot::testing::one_service("{address: 10.0.0.1}");
         s.version = version;
         (
             Arc::new(PushContext::new(Arc::new(s))),
