@@ -62,10 +62,11 @@ soak:
 fuzz:
 	CARGO=$(CARGO) bash scripts/fuzz.sh
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting, clippy (warnings are errors), and the import layering check (ARCHITECTURE.md)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) run --quiet -p integration-tests --bin layers
 
 fmt:
 	$(CARGO) fmt --all

@@ -15,6 +15,8 @@ use crate::discovery::Discovery;
 use crate::ports::{ensure_free, free_port};
 use crate::process::Proc;
 use crate::sidecar::{agent_command, SidecarPorts};
+
+pub use crate::sidecar::Xds;
 use crate::upstream::Upstream;
 use crate::wait;
 
@@ -29,22 +31,6 @@ pub const RATINGS_HOST: &str = "ratings.default.svc.cluster.local";
 
 const STARTUP: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The ADS flavour the sidecar speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Xds {
-    Sotw,
-    Delta,
-}
-
-impl Xds {
-    pub fn flag(self) -> &'static str {
-        match self {
-            Xds::Sotw => "sotw",
-            Xds::Delta => "delta",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortPlan {

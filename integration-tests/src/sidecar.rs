@@ -5,8 +5,23 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::binaries::workspace_binary;
-use crate::mesh::Xds;
 use crate::ports::free_port;
+
+/// The ADS flavour the sidecar speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Xds {
+    Sotw,
+    Delta,
+}
+
+impl Xds {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Xds::Sotw => "sotw",
+            Xds::Delta => "delta",
+        }
+    }
+}
 
 /// The sidecar's own ports.
 #[derive(Debug, Clone, Copy)]

@@ -166,8 +166,9 @@ async fn a_stuck_client_delays_no_one_and_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_served_before_the_first_snapshot() {
     use pilot_discovery::debug::DebugState;
-    use pilot_discovery::http::{router, Readiness};
+    use pilot_discovery::http::router;
     use pilot_discovery::metrics::Metrics;
+    use pilot_discovery::readiness::Readiness;
     use pilot_discovery::xds::server::ads::AdsService;
     use pilot_discovery::xds::server::hub::{HubConfig, XdsHub};
 
@@ -180,9 +181,10 @@ async fn nothing_is_served_before_the_first_snapshot() {
         Metrics::new().expect("metrics"),
     ));
     let readiness = Readiness::default();
-    let (_sources_tx, sources_rx) = tokio::sync::watch::channel(Arc::default());
-    let mut sources = pilot_discovery::sources::SourceSet::default();
-    sources.add(sources_rx);
+    let loading = readiness.register("test sources");
+    let (_writer, reader) = pilot_discovery::sources::channel();
+    let sources = pilot_discovery::sources::SourceSet::default();
+    sources.add(reader);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let grpc_port = free_port().expect("port");
@@ -224,7 +226,7 @@ async fn nothing_is_served_before_the_first_snapshot() {
         domain: "cluster.local".into(),
         ..Default::default()
     }));
-    readiness.mark_ready();
+    drop(loading);
     assert_eq!(
         get_on(http_port, "/ready").await.expect("ready").status,
         200

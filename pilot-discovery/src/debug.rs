@@ -24,12 +24,15 @@ use crate::xds::generate::generators::generate;
 use crate::xds::generate::named::Named;
 use crate::xds::server::hub::{ConnHandle, XdsHub};
 
+/// What a page that needs the first snapshot answers before it exists.
+const NOT_READY: &str = "not ready: sources are still loading\n";
+
 #[derive(Clone)]
 pub struct DebugState {
     pub hub: Arc<XdsHub>,
     pub sources: SourceSet,
     /// Problems found between resources, from the snapshot builder.
-    pub problems: tokio::sync::watch::Receiver<Arc<Vec<crate::problems::Listed>>>,
+    pub problems: tokio::sync::watch::Receiver<Arc<Vec<crate::push::problems::Listed>>>,
 }
 
 fn unix_ms(t: std::time::SystemTime) -> u128 {
@@ -126,7 +129,7 @@ pub async fn configz(State(s): State<DebugState>) -> Json<Value> {
 }
 
 fn not_ready() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, crate::http::NOT_READY).into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, NOT_READY).into_response()
 }
 
 /// The services of the current snapshot.

@@ -2,9 +2,6 @@
 //! monitoring address (`--monitoring-addr`): readiness, Prometheus metrics and
 //! the debug pages.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -13,23 +10,7 @@ use axum::{middleware, Router};
 
 use crate::debug::{self, DebugState};
 use crate::debug_access::{self, DebugAccess};
-
-/// What every endpoint that needs the first snapshot answers before it exists.
-pub const NOT_READY: &str = "not ready: sources are still loading\n";
-
-/// Set once every source has loaded and the first snapshot is built.
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn mark_ready(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
+use crate::readiness::Readiness;
 
 #[derive(Clone)]
 struct AppState {
@@ -62,12 +43,18 @@ pub fn router(readiness: Readiness, debug: DebugState, access: DebugAccess) -> R
         .with_state(AppState { readiness, debug })
 }
 
-async fn ready(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, NOT_READY)
+/// 200 once nothing is pending; else 503 naming what is, one task a line:
+/// `not ready: waiting for config folder /etc/istio/config`.
+async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
+    let pending = s.readiness.pending();
+    if pending.is_empty() {
+        return (StatusCode::OK, "ready\n".to_string());
     }
+    let body: String = pending
+        .iter()
+        .map(|task| format!("not ready: waiting for {task}\n"))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -86,6 +73,8 @@ mod tests {
     use axum::extract::connect_info::MockConnectInfo;
     use axum::http::Request;
     use tower::ServiceExt;
+
+    use std::sync::Arc;
 
     use super::*;
     use crate::metrics::Metrics;
@@ -107,7 +96,10 @@ mod tests {
             problems: tokio::sync::watch::channel(Arc::new(Vec::new())).1,
         };
         let peer: SocketAddr = peer.parse().expect("address");
-        router(Readiness::default(), debug, access).layer(MockConnectInfo(peer))
+        let readiness = Readiness::default();
+        // Held pending for the app's life: these tests run before it is ready.
+        std::mem::forget(readiness.register("test sources"));
+        router(readiness, debug, access).layer(MockConnectInfo(peer))
     }
 
     async fn status(app: Router, path: &str, token: Option<&str>) -> StatusCode {

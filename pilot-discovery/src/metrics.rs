@@ -1,6 +1,7 @@
 //! Prometheus metrics under Istio's names, so existing pilot dashboards and
 //! alerts work unchanged.
 
+use mesh_model::ConfigKind;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -123,6 +124,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Counts one rejected resource of `kind` (`None`: a whole file).
+    pub fn count_rejected(&self, kind: Option<ConfigKind>) {
+        self.rejected_configs
+            .with_label_values(&[kind.map_or("file", ConfigKind::as_str)])
+            .inc();
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

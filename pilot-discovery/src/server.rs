@@ -15,14 +15,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::accept::without_nagle;
-use crate::configdir::{watch_folder, ConfigFolder};
+use crate::configdir::{self, FolderError};
 use crate::debug::DebugState;
 use crate::debug_access::DebugAccess;
-use crate::http::{router, Readiness};
+use crate::http::router;
 use crate::kubernetes::{self, KubeError, KubeOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::push::{debounce, DebounceConfig, SnapshotBuilder};
-use crate::sources::{self, SourceSet, SourceState};
+use crate::readiness::Readiness;
+use crate::sources::SourceSet;
 use crate::tls::{TlsError, TlsFiles};
 use crate::xds::server::ads::AdsService;
 use crate::xds::server::hub::{HubConfig, XdsHub};
@@ -68,18 +69,8 @@ pub struct KeepaliveOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot read config folder {dir}: {source}")]
-    ConfigDir {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot watch config folder {dir}: {source}")]
-    Watch {
-        dir: PathBuf,
-        #[source]
-        source: notify::Error,
-    },
+    #[error(transparent)]
+    ConfigDir(#[from] FolderError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -96,7 +87,7 @@ pub enum ServerError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     Kubernetes(#[from] KubeError),
-    #[error("config loading task failed: {0}")]
+    #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
 
@@ -133,18 +124,16 @@ pub async fn run(
     let metrics = Metrics::new()?;
     let hub = Arc::new(XdsHub::new(opts.hub, metrics.clone()));
     let readiness = Readiness::default();
+    let first_snapshot = readiness.register("first snapshot");
     // Sources, in order of precedence: the config folder, then Kubernetes.
-    let mut sources = SourceSet::default();
-    let (folder_tx, folder_rx) = watch::channel(Arc::new(SourceState::default()));
-    sources.add(folder_rx);
+    let sources = SourceSet::default();
     let (events_tx, events_rx) = mpsc::channel(1024);
     let mut kube = match opts.kubernetes.clone() {
-        Some(k) => Some(kubernetes::start(k, events_tx.clone(), metrics.clone()).await?),
+        Some(k) => {
+            Some(kubernetes::start(k, events_tx.clone(), metrics.clone(), &readiness).await?)
+        }
         None => None,
     };
-    if let Some(k) = &kube {
-        sources.add(k.state.clone());
-    }
     let (problems_tx, problems_rx) = watch::channel(Arc::new(Vec::new()));
     let debug = DebugState {
         hub: hub.clone(),
@@ -195,34 +184,17 @@ pub async fn run(
         "pilot-discovery listening"
     );
 
-    // The folder is watched before it is read, so a change made during the
-    // first read is not missed.
-    let mut _watcher = None;
+    // Served while the folder loads: `/ready` says what is still pending.
+    let mut _folder = None;
     if let Some(dir) = opts.config_dir.clone() {
-        let (watcher, signals) = watch_folder(&dir).map_err(|source| ServerError::Watch {
-            dir: dir.clone(),
-            source,
-        })?;
-        _watcher = Some(watcher);
-        let load_metrics = metrics.clone();
-        let (folder, state) = tokio::task::spawn_blocking(move || {
-            let mut folder = ConfigFolder::new(&dir);
-            let state = sources::load_folder(&mut folder, &load_metrics)
-                .map_err(|source| ServerError::ConfigDir { dir, source })?;
-            Ok::<_, ServerError>((folder, state))
-        })
-        .await??;
-        folder_tx.send_replace(Arc::new(state));
-        tokio::spawn(sources::run_folder(
-            folder,
-            signals,
-            folder_tx,
-            events_tx,
-            metrics.clone(),
-        ));
-    } else {
-        drop(events_tx);
+        let folder = configdir::start(dir, events_tx.clone(), metrics.clone(), &readiness).await?;
+        sources.add(folder.reader.clone());
+        _folder = Some(folder);
     }
+    if let Some(k) = &kube {
+        sources.add(k.reader.clone());
+    }
+    drop(events_tx);
     if let Some(k) = kube.as_mut() {
         tracing::info!("waiting for the Kubernetes watches to sync");
         k.wait_synced().await;
@@ -231,7 +203,7 @@ pub async fn run(
     let mut builder =
         SnapshotBuilder::new(opts.domain.clone(), sources, metrics.clone(), problems_tx);
     hub.install_first(builder.current());
-    readiness.mark_ready();
+    drop(first_snapshot);
     tracing::info!("pilot-discovery ready");
 
     let push_hub = hub.clone();

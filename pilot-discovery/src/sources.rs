@@ -1,16 +1,18 @@
-//! Config sources and what they currently hold. Today: the config folder.
-//! Each source publishes its resources whole; the push pipeline reads them
-//! when a debounced burst ends.
+//! The adapters' contract: what a source holds (`SourceState`), published
+//! through a writer the source keeps and read through the readers the rest
+//! of the server holds (kube-rs's reflector `Writer`/`Store` in shape), and
+//! the change events a source sends the debouncer. The config folder and the
+//! Kubernetes API server are the sources; each publishes its resources
+//! whole, and the push pipeline reads them when a debounced burst ends.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use mesh_model::{ConfigKey, ConfigKind, UpdateKind};
+use mesh_model::{ConfigKey, UpdateKind};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::configdir::{Burst, ConfigFolder};
 use crate::metrics::Metrics;
 use crate::objects::ConfigError;
 use crate::resource::{Origins, ResourceMap};
@@ -65,93 +67,64 @@ impl SourceState {
     }
 }
 
+/// Where a source publishes what it holds. Only the source has one.
+#[derive(Debug)]
+pub struct Writer(watch::Sender<Arc<SourceState>>);
+
+/// What a source holds, as last published; cheap to clone and to read.
+#[derive(Debug, Clone)]
+pub struct Reader(watch::Receiver<Arc<SourceState>>);
+
+/// A new source's writer and a reader of it; it holds nothing until the
+/// first [`Writer::publish`].
+pub fn channel() -> (Writer, Reader) {
+    let (tx, rx) = watch::channel(Arc::new(SourceState::default()));
+    (Writer(tx), Reader(rx))
+}
+
+impl Writer {
+    /// Replaces what the source holds; readers see it at once.
+    pub fn publish(&self, state: SourceState) {
+        self.0.send_replace(Arc::new(state));
+    }
+
+    /// What was published last.
+    pub fn current(&self) -> Arc<SourceState> {
+        self.0.borrow().clone()
+    }
+}
+
+impl Reader {
+    pub fn current(&self) -> Arc<SourceState> {
+        self.0.borrow().clone()
+    }
+}
+
 /// The aggregate registry's inputs: what each source holds, in order of
-/// precedence (the config folder first, then Kubernetes).
+/// precedence (the config folder first, then Kubernetes). Clones share the
+/// list, so a source added once the servers are up (the folder, after its
+/// first read) is seen by every holder.
 #[derive(Debug, Clone, Default)]
 pub struct SourceSet {
-    sources: Vec<watch::Receiver<Arc<SourceState>>>,
+    sources: Arc<RwLock<Vec<Reader>>>,
 }
 
 impl SourceSet {
-    pub fn add(&mut self, source: watch::Receiver<Arc<SourceState>>) {
-        self.sources.push(source);
+    /// Adds a source, after those added before it in precedence.
+    pub fn add(&self, source: Reader) {
+        self.sources
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(source);
     }
 
     pub fn current(&self) -> Vec<Arc<SourceState>> {
-        self.sources.iter().map(|s| s.borrow().clone()).collect()
-    }
-}
-
-pub fn folder_state(folder: &ConfigFolder) -> SourceState {
-    folder_state_with(folder, folder_errors(folder))
-}
-
-fn folder_errors(folder: &ConfigFolder) -> Vec<SourceError> {
-    folder.current_errors().map(SourceError::from).collect()
-}
-
-fn folder_state_with(folder: &ConfigFolder, errors: Vec<SourceError>) -> SourceState {
-    SourceState {
-        resources: folder.resources().clone(),
-        errors,
-        files: folder.files(),
-        origin: None,
-    }
-}
-
-fn log_errors(errors: &[ConfigError], metrics: &Metrics) {
-    for e in errors {
-        tracing::error!(file = %e.file.display(), "invalid config: {e}");
-        count_rejected(metrics, e.resource.as_ref().map(|k| k.kind));
-    }
-}
-
-/// Counts one rejected resource of `kind` (`None`: a whole file).
-pub fn count_rejected(metrics: &Metrics, kind: Option<ConfigKind>) {
-    metrics
-        .rejected_configs
-        .with_label_values(&[kind.map_or("file", ConfigKind::as_str)])
-        .inc();
-}
-
-/// Reloads the folder on every change signal, publishes what it holds and
-/// sends one event per changed resource to the debouncer.
-pub async fn run_folder(
-    mut folder: ConfigFolder,
-    mut signals: mpsc::Receiver<Burst>,
-    state: watch::Sender<Arc<SourceState>>,
-    events: mpsc::Sender<SourceEvent>,
-    metrics: Metrics,
-) {
-    while let Some(burst) = signals.recv().await {
-        let reload = match folder.reload_changed(&burst.changes) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(dir = %folder.dir().display(), error = %e, "cannot read config folder; keeping the current config");
-                continue;
-            }
-        };
-        log_errors(&reload.errors, &metrics);
-        tracing::debug!(
-            changed = reload.changed.len(),
-            rescanned = reload.rescanned,
-            "config folder reloaded"
-        );
-        // A fix that restores a file's last good contents changes no
-        // resource, but clears its errors.
-        let errors = folder_errors(&folder);
-        if reload.is_changed() || errors != state.borrow().errors {
-            state.send_replace(Arc::new(folder_state_with(&folder, errors)));
-        }
-        let kinds: Vec<UpdateKind> = reload
-            .changed
+        self.sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|k| k.kind.info().update)
-            .collect();
-        let seen = tokio::time::Instant::from_std(burst.first_event);
-        if !send_events(kinds, seen, &events, &metrics).await {
-            return;
-        }
+            .map(Reader::current)
+            .collect()
     }
 }
 
@@ -173,12 +146,4 @@ pub async fn send_events(
         }
     }
     true
-}
-
-/// The first load of the folder, before the server is ready.
-pub fn load_folder(folder: &mut ConfigFolder, metrics: &Metrics) -> std::io::Result<SourceState> {
-    let reload = folder.reload()?;
-    log_errors(&reload.errors, metrics);
-    tracing::info!(dir = %folder.dir().display(), resources = folder.resources().len(), "config folder loaded");
-    Ok(folder_state(folder))
 }

@@ -34,11 +34,11 @@ const DISCOVERY_ROWS: &[(&str, u8)] = &[
     // Helpers that know nothing of the mesh.
     ("lock", 0),
     ("memory", 0),
-    ("metrics", 0),
-    ("readiness", 0),
     ("xds::digest", 0),
     ("xds::hashing", 0),
     ("xds::wire", 0),
+    ("metrics", 1),
+    ("readiness", 1),
     ("xds::intern", 1),
     // What sources hold, and the adapters' contract.
     ("resource", 2),

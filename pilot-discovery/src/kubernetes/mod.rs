@@ -20,13 +20,13 @@ mod selector;
 mod store;
 mod watch;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::metrics::Metrics;
-use crate::sources::{SourceEvent, SourceState};
+use crate::readiness::Readiness;
+use crate::sources::{self, Reader, SourceEvent};
 
 pub use discovery::{endpoint_api_of, EndpointApi, EndpointApiChoice};
 pub use options::{KubeError, KubeOptions};
@@ -39,13 +39,13 @@ const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
 /// The running adapter: its published view, and whether every watch has
 /// listed its kind yet.
 pub struct KubeSource {
-    pub state: tokio_watch::Receiver<Arc<SourceState>>,
+    pub reader: Reader,
     synced: tokio_watch::Receiver<bool>,
 }
 
 impl KubeSource {
     /// Completes once every watch has listed its kind, so a snapshot built
-    /// from `state` is complete.
+    /// from `reader` is complete.
     pub async fn wait_synced(&mut self) {
         // The sender lives as long as the store task, which never ends on
         // its own; a closed channel means the runtime is stopping.
@@ -60,9 +60,11 @@ pub async fn start(
     opts: KubeOptions,
     events: mpsc::Sender<SourceEvent>,
     metrics: Metrics,
+    readiness: &Readiness,
 ) -> Result<KubeSource, KubeError> {
     let client = client::connect(&opts).await?;
-    let (state_tx, state_rx) = tokio_watch::channel(Arc::new(SourceState::default()));
+    let syncing = readiness.register(convert::origin(&opts.cluster_id).display().to_string());
+    let (writer, reader) = sources::channel();
     let (synced_tx, synced_rx) = tokio_watch::channel(false);
     tokio::spawn(async move {
         let served = loop {
@@ -91,10 +93,10 @@ pub async fn start(
             opts.discovery_selectors.clone(),
         );
         tokio::spawn(crds::watch_for_istio_kinds(client, watches));
-        store::run(store, rx, state_tx, synced_tx, events, metrics).await;
+        store::run(store, rx, writer, synced_tx, syncing, events, metrics).await;
     });
     Ok(KubeSource {
-        state: state_rx,
+        reader,
         synced: synced_rx,
     })
 }

@@ -18,8 +18,9 @@ use super::convert::Converted;
 use super::selector::LabelSelector;
 use super::watch::Update;
 use crate::metrics::Metrics;
+use crate::readiness::Pending;
 use crate::resource::{Origins, Resource, ResourceMap};
-use crate::sources::{send_events, SourceError, SourceEvent, SourceState};
+use crate::sources::{send_events, SourceError, SourceEvent, SourceState, Writer};
 
 /// Most updates folded into one publication: bounds how stale the published
 /// view gets while a large relist is being applied.
@@ -201,11 +202,13 @@ impl Store {
 pub async fn run(
     mut store: Store,
     mut updates: mpsc::Receiver<Update>,
-    state: watch::Sender<Arc<SourceState>>,
+    writer: Writer,
     synced: watch::Sender<bool>,
+    syncing: Pending,
     events: mpsc::Sender<SourceEvent>,
     metrics: Metrics,
 ) {
+    let mut syncing = Some(syncing);
     while let Some(first) = updates.recv().await {
         let seen = tokio::time::Instant::now();
         let was_synced = store.synced();
@@ -219,15 +222,16 @@ pub async fn run(
             batch += 1;
         }
         for kind in store.new_rejections.drain(..) {
-            crate::sources::count_rejected(&metrics, Some(kind));
+            metrics.count_rejected(Some(kind));
         }
         if changed.is_empty() && !store.errors_changed && was_synced {
             continue;
         }
-        state.send_replace(Arc::new(store.publish()));
+        writer.publish(store.publish());
         if !was_synced {
             if store.synced() {
                 synced.send_replace(true);
+                syncing.take();
             }
             continue;
         }

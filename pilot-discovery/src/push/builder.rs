@@ -6,9 +6,9 @@ use std::sync::Arc;
 use mesh_model::MeshSnapshot;
 use tokio::sync::watch;
 
+use super::problems::{self, Listed};
 use super::{Merged, PushScope};
 use crate::metrics::Metrics;
-use crate::problems::{self, Listed};
 use crate::snapshot::{build_from, Conversions};
 use crate::sources::SourceSet;
 

@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod debounce;
+pub mod problems;
 pub mod scope;
 
 pub use builder::SnapshotBuilder;

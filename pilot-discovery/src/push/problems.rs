@@ -8,7 +8,7 @@ use mesh_model::{ConfigKey, MeshSnapshot, Problem, Severity};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::sources::{count_rejected, SourceState};
+use crate::sources::SourceState;
 
 /// One problem as `/debug/configz` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +34,7 @@ pub fn report(
         match p.severity {
             Severity::Rejected => {
                 tracing::error!(resource = %p.resource, "invalid config: {error}");
-                count_rejected(metrics, Some(p.resource.kind));
+                metrics.count_rejected(Some(p.resource.kind));
             }
             Severity::Conflict => {
                 tracing::warn!(resource = %p.resource, "config conflict: {error}")
