@@ -216,8 +216,8 @@ impl SotwStream {
         anyhow::ensure!(
             r.type_url == t,
             "expected a {} response, got {} (version {})",
-            type_url::short_name(t),
-            type_url::short_name(&r.type_url),
+            pilot_discovery::xds::generate::generators::short_name(t),
+            pilot_discovery::xds::generate::generators::short_name(&r.type_url),
             r.version_info
         );
         Ok(r)
@@ -321,8 +321,8 @@ impl DeltaStream {
         anyhow::ensure!(
             r.type_url == t,
             "expected a {} response, got {}",
-            type_url::short_name(t),
-            type_url::short_name(&r.type_url)
+            pilot_discovery::xds::generate::generators::short_name(t),
+            pilot_discovery::xds::generate::generators::short_name(&r.type_url)
         );
         Ok(r)
     }

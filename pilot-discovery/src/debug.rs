@@ -20,7 +20,7 @@ use xds_proto::type_url;
 use crate::lock::lock;
 use crate::resource::Resource;
 use crate::sources::{SourceError, SourceSet};
-use crate::xds::generate::generators::generate;
+use crate::xds::generate::generators::{generate, short_name, GENERATORS};
 use crate::xds::generate::named::Named;
 use crate::xds::server::hub::{ConnHandle, XdsHub};
 
@@ -48,7 +48,7 @@ fn watches_json(c: &ConnHandle) -> (Value, Value) {
         .iter()
         .map(|(t, w)| {
             (
-                type_url::short_name(t),
+                short_name(t),
                 serde_json::to_value(w).unwrap_or(Value::Null),
             )
         })
@@ -167,9 +167,9 @@ pub async fn push_status(State(s): State<DebugState>) -> Json<Value> {
                 .watches
                 .iter()
                 .filter_map(|(t, w)| {
-                    w.last_nack.as_ref().map(
-                        |m| json!({ "proxy": proxy, "type": type_url::short_name(t), "error": m }),
-                    )
+                    w.last_nack
+                        .as_ref()
+                        .map(|m| json!({ "proxy": proxy, "type": short_name(t), "error": m }))
                 })
                 .collect::<Vec<_>>()
         })
@@ -229,13 +229,13 @@ pub async fn config_dump(State(s): State<DebugState>, Query(q): Query<DumpQuery>
         return (StatusCode::NOT_FOUND, "proxy not identified yet\n").into_response();
     };
     let mut resources = BTreeMap::new();
-    for t in type_url::PUSH_ORDER {
+    for t in GENERATORS.iter().map(|g| g.type_url) {
         let Some(w) = state.watches.get(t) else {
             continue;
         };
         let generated = generate(&snap, &proxy, t, &w.names);
         let list: Vec<Value> = generated.iter().map(|n| describe(t, n)).collect();
-        resources.insert(type_url::short_name(t), list);
+        resources.insert(short_name(t), list);
     }
     Json(json!({
         "proxy": id,

@@ -32,6 +32,7 @@ use crate::push::PushScope;
 use crate::resource::{Resource, ResourceMap};
 use crate::snapshot::build_snapshot;
 use crate::xds::context::PushContext;
+use crate::xds::generate::generators::generator;
 use crate::xds::generate::names;
 use crate::xds::generate::proxy::Proxy;
 use crate::xds::protocol::state::ConnState;
@@ -577,7 +578,7 @@ impl Stream {
         };
         let order: Vec<usize> = out
             .iter()
-            .filter_map(|(t, _)| type_url::PUSH_ORDER.iter().position(|p| p == t))
+            .filter_map(|(t, _)| generator(t).map(|(i, _)| i))
             .collect();
         assert_eq!(order.len(), out.len(), "pushed an unknown type: {out:?}");
         assert!(

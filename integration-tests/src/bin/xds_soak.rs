@@ -163,7 +163,7 @@ async fn settle(server: &MeshServer, fleet: &Fleet, args: &Args) -> anyhow::Resu
                 let have = prints(r);
                 let types: Vec<&str> = (0..TYPES.len())
                     .filter(|t| have[*t] != want[*t])
-                    .map(|t| xds_proto::type_url::short_name(TYPES[t]))
+                    .map(|t| pilot_discovery::xds::generate::generators::short_name(TYPES[t]))
                     .collect();
                 (!types.is_empty()).then(|| format!("{} ({})", p.node_id, types.join(", ")))
             })

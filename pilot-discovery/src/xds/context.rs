@@ -15,10 +15,10 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use mesh_model::{ConfigKey, ConfigKind, MeshSnapshot, NodeType};
-use xds_proto::type_url;
 
 use super::generate::gateway;
-use super::generate::generators::{endpoint_clusters, generate, generate_own, generate_shared};
+use super::generate::generator::{Cache, Generator, ShapeOf};
+use super::generate::generators::{generate_shared, generator, GENERATORS};
 use super::generate::named::{set_digest, Named};
 use super::generate::proxy::Proxy;
 use super::generate::visibility::Visibility;
@@ -27,8 +27,9 @@ use super::intern::Names;
 use crate::lock::lock;
 use crate::push::PushScope;
 
-/// A push's scope and the clusters whose endpoints it sends.
-type ScopeClusters = (Arc<PushScope>, Arc<[String]>);
+/// A partial push's scope and, for each type it sends, the names it
+/// touches (by index in the generator table), made as streams ask.
+type ScopeNames = (Arc<PushScope>, Vec<Option<Arc<[String]>>>);
 
 /// A map of lazily generated values. The map lock is held only to find or
 /// add a cell; generation runs outside it, and streams that want the same
@@ -95,11 +96,11 @@ impl<V: Clone> Cells<String, V> {
     }
 }
 
-/// What makes two proxies' clusters, listeners and routes differ: whether
-/// the proxy binds its listeners itself (local mode), its namespace
-/// (VirtualServices follow `exportTo`), the Sidecar that scopes it and, for
-/// a gateway, the Gateways that select it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What makes two proxies' resources differ: whether the proxy binds its
+/// listeners itself (local mode), its namespace (VirtualServices follow
+/// `exportTo`), the Sidecar that scopes it and, for a gateway, the Gateways
+/// that select it. A type that depends on less leaves the rest default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Shape {
     local_mode: bool,
     namespace: String,
@@ -202,12 +203,13 @@ impl From<Vec<Arc<Named>>> for ResourceSet {
     }
 }
 
-/// How many distinct settled endpoint subscriptions one snapshot keeps a
-/// list for. Proxies scoped alike subscribe alike, so a mesh has a handful;
-/// past the bound, a proxy's list is assembled for it alone and not kept.
-const MAX_ENDPOINT_LISTS: usize = 64;
+/// How many distinct settled subscriptions (to endpoints, or any named
+/// type shared by every proxy) one snapshot keeps a list for. Proxies scoped
+/// alike subscribe alike, so a mesh has a handful; past the bound, a
+/// proxy's list is assembled for it alone and not kept.
+const MAX_SUBSCRIPTION_LISTS: usize = 64;
 
-/// A subscription and its endpoints. Subscriptions are shared between
+/// A subscription and its resources. Subscriptions are shared between
 /// streams with the same names (`Names`), so one is known by its address;
 /// holding it here keeps that address from being reused.
 struct Subscription {
@@ -215,51 +217,65 @@ struct Subscription {
     list: SharedList,
 }
 
+/// The cache of one type, as its generator row shares its resources.
+enum TypeCache {
+    Lists(Cells<Shape, SharedList>),
+    ByName(Cells<String, Arc<Named>>),
+    ByNameAndShape(Cells<(String, Shape), Arc<Named>>),
+}
+
+impl TypeCache {
+    fn new(cache: Cache) -> Self {
+        match cache {
+            Cache::List(_) => TypeCache::Lists(Cells::new()),
+            Cache::Name => TypeCache::ByName(Cells::new()),
+            Cache::NameAndShape(_) => TypeCache::ByNameAndShape(Cells::new()),
+        }
+    }
+}
+
 pub struct PushContext {
     snapshot: Arc<MeshSnapshot>,
-    /// Clusters, which do not depend on the namespace.
-    clusters: Cells<(bool, Option<ConfigKey>), SharedList>,
-    listeners: Cells<Shape, SharedList>,
-    /// Endpoints, by cluster name.
-    endpoints: Cells<String, Arc<Named>>,
-    /// Whole endpoint lists, by subscription: most proxies subscribe to
-    /// the same clusters, thousands of them.
-    endpoint_lists: Cells<u64, Arc<Subscription>>,
-    /// Routes, by route configuration name.
-    routes: Cells<(String, Shape), Arc<Named>>,
-    /// The endpoint clusters of the last partial push's services. Every
-    /// stream of one push asks for the same ones; the scope is held, so
-    /// its identity cannot be reused by another.
-    scope_clusters: Mutex<Option<ScopeClusters>>,
+    /// One cache per row of the generator table, in its order.
+    caches: Vec<TypeCache>,
+    /// Whole lists of resources shared by every proxy, by type and
+    /// subscription: most proxies subscribe to the same endpoints,
+    /// thousands of them.
+    subscriptions: Cells<(usize, u64), Arc<Subscription>>,
+    /// What the last partial push touches. Every stream of one push asks
+    /// for the same; the scope is held, so its identity cannot be reused by
+    /// another.
+    scope_names: Mutex<Option<ScopeNames>>,
 }
 
 impl PushContext {
     pub fn new(snapshot: Arc<MeshSnapshot>) -> Self {
         PushContext {
             snapshot,
-            clusters: Cells::new(),
-            listeners: Cells::new(),
-            endpoints: Cells::new(),
-            endpoint_lists: Cells::new(),
-            routes: Cells::new(),
-            scope_clusters: Mutex::new(None),
+            caches: GENERATORS.iter().map(|g| TypeCache::new(g.cache)).collect(),
+            subscriptions: Cells::new(),
+            scope_names: Mutex::new(None),
         }
     }
 
-    /// The clusters whose endpoints a partial push of `scope` sends (every
-    /// port and subset of its services); `None` for a full push. Made once
-    /// per push, not once per stream.
-    pub fn scope_clusters(&self, scope: &Arc<PushScope>) -> Option<Arc<[String]>> {
+    /// The names of type `t` that a partial push of `scope` sends (for
+    /// endpoints: every port and subset cluster of its services); `None`
+    /// for a full push, and for a type partial pushes do not send. Made
+    /// once per push and type, not once per stream.
+    pub fn scope_names(&self, scope: &Arc<PushScope>, t: &str) -> Option<Arc<[String]>> {
         let hosts = scope.endpoints()?;
-        let mut last = lock(&self.scope_clusters);
-        if let Some((held, names)) = last.as_ref() {
-            if Arc::ptr_eq(held, scope) {
-                return Some(names.clone());
-            }
-        }
-        let names: Arc<[String]> = endpoint_clusters(&self.snapshot, hosts).into();
-        *last = Some((scope.clone(), names.clone()));
-        Some(names)
+        let (i, g) = generator(t)?;
+        let names_of = g.endpoint_push?;
+        let mut last = lock(&self.scope_names);
+        let held = match last.as_mut() {
+            Some((held, names)) if Arc::ptr_eq(held, scope) => names,
+            _ => &mut last.insert((scope.clone(), vec![None; GENERATORS.len()])).1,
+        };
+        Some(
+            held[i]
+                .get_or_insert_with(|| names_of(&self.snapshot, hosts).into())
+                .clone(),
+        )
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
@@ -268,39 +284,38 @@ impl PushContext {
 
     /// The resources of `t` for `proxy`, as [`generate`] makes them, from
     /// the cache where another proxy already needed the same.
+    ///
+    /// [`generate`]: super::generate::generators::generate
     pub fn resources<N: Borrow<str> + Ord>(
         &self,
         proxy: &Proxy,
         t: &str,
         names: &BTreeSet<N>,
     ) -> Vec<Arc<Named>> {
+        let Some((i, g)) = generator(t) else {
+            return Vec::new();
+        };
         let one = |name: &str| {
-            let only = BTreeSet::from([name]);
-            let mut made = generate(&self.snapshot, proxy, t, &only);
+            let mut made = generate_shared(g, &self.snapshot, proxy, &BTreeSet::from([name]));
             // Generators return exactly one resource per requested name.
             Arc::new(
                 made.pop()
                     .unwrap_or_else(|| Named::new(name, Default::default())),
             )
         };
-        if let Some(set) = self.shared_and_own(proxy, t, names) {
-            return set.into_vec();
-        }
-        match t {
-            type_url::ENDPOINT => self
-                .endpoints
-                .get_all(names.iter().map(|n| n.borrow()), one),
-            type_url::ROUTE => {
-                let shape = self.shape(proxy);
+        match &self.caches[i] {
+            TypeCache::Lists(cells) => self.shared_and_own(cells, g, proxy, names).into_vec(),
+            TypeCache::ByName(cells) => cells.get_all(names.iter().map(|n| n.borrow()), one),
+            TypeCache::ByNameAndShape(cells) => {
+                let shape = self.shape(proxy, g);
                 names
                     .iter()
                     .map(|n| {
                         let n: &str = n.borrow();
-                        self.routes.get((n.to_string(), shape.clone()), || one(n))
+                        cells.get((n.to_string(), shape.clone()), || one(n))
                     })
                     .collect()
             }
-            _ => Vec::new(),
         }
     }
 
@@ -308,14 +323,19 @@ impl PushContext {
     /// subscription, shared where proxies alike share it, with the set's
     /// digest computed once for all of them.
     pub fn resource_set(&self, proxy: &Proxy, t: &str, names: &Names) -> ResourceSet {
-        if let Some(set) = self.shared_and_own(proxy, t, names) {
-            return set;
+        let Some((i, g)) = generator(t) else {
+            return ResourceSet::default();
+        };
+        match &self.caches[i] {
+            TypeCache::Lists(cells) => return self.shared_and_own(cells, g, proxy, names),
+            TypeCache::ByName(_) => {}
+            TypeCache::ByNameAndShape(_) => return self.resources(proxy, t, names).into(),
         }
         // A subscription still changing (a proxy connecting, step by step)
         // is its stream's alone: a kept list would be used by no other
         // stream, and a thousand proxies connecting at once would fill the
         // bound with them before any settled.
-        if t != type_url::ENDPOINT || !names.is_shared() {
+        if !names.is_shared() {
             return self.resources(proxy, t, names).into();
         }
         let make = || {
@@ -324,10 +344,10 @@ impl PushContext {
                 list: Arc::new(Listed::new(self.resources(proxy, t, names))),
             })
         };
-        let key = names.address() as u64;
+        let key = (i, names.address() as u64);
         match self
-            .endpoint_lists
-            .get_bounded(key, MAX_ENDPOINT_LISTS, make)
+            .subscriptions
+            .get_bounded(key, MAX_SUBSCRIPTION_LISTS, make)
         {
             Some(sub) if sub.names.is(names) => ResourceSet {
                 shared: sub.list.clone(),
@@ -337,43 +357,49 @@ impl PushContext {
         }
     }
 
-    /// Clusters and listeners: one list per proxy shape, and the proxy's
-    /// own inbound ones. `None` for the other types.
+    /// A listed type (clusters, listeners): one list per proxy shape, and
+    /// the proxy's own resources.
     fn shared_and_own<N: Borrow<str> + Ord>(
         &self,
+        cells: &Cells<Shape, SharedList>,
+        g: &Generator,
         proxy: &Proxy,
-        t: &str,
         names: &BTreeSet<N>,
-    ) -> Option<ResourceSet> {
+    ) -> ResourceSet {
         let all = || {
-            let made = generate_shared(&self.snapshot, proxy, t, names);
+            let made = generate_shared(g, &self.snapshot, proxy, names);
             Arc::new(Listed::new(shared(made)))
         };
-        let shared = match t {
-            type_url::CLUSTER => {
-                let sidecar = Visibility::of(&self.snapshot, proxy).key();
-                self.clusters.get((proxy.is_local_mode(), sidecar), all)
-            }
-            type_url::LISTENER => self.listeners.get(self.shape(proxy), all),
-            _ => return None,
-        };
-        let own = generate_own(&self.snapshot, proxy, t)
+        let shared = cells.get(self.shape(proxy, g), all);
+        let own = (g.own)(&self.snapshot, proxy)
             .into_iter()
             .map(Arc::new)
             .collect();
-        Some(ResourceSet { shared, own })
+        ResourceSet { shared, own }
     }
 
-    fn shape(&self, proxy: &Proxy) -> Shape {
-        Shape {
+    /// What of `proxy` the resources of `g` depend on.
+    fn shape(&self, proxy: &Proxy, g: &Generator) -> Shape {
+        let of = match g.cache {
+            Cache::List(of) | Cache::NameAndShape(of) => of,
+            Cache::Name => return Shape::default(),
+        };
+        let scope = Shape {
             local_mode: proxy.is_local_mode(),
-            namespace: proxy.namespace().to_string(),
             sidecar: Visibility::of(&self.snapshot, proxy).key(),
-            gateways: (proxy.id.node_type == NodeType::Router).then(|| {
-                gateway::selected(&self.snapshot, proxy)
-                    .map(|g| g.key(ConfigKind::Gateway))
-                    .collect()
-            }),
+            ..Shape::default()
+        };
+        match of {
+            ShapeOf::Scope => scope,
+            ShapeOf::Full => Shape {
+                namespace: proxy.namespace().to_string(),
+                gateways: (proxy.id.node_type == NodeType::Router).then(|| {
+                    gateway::selected(&self.snapshot, proxy)
+                        .map(|g| g.key(ConfigKind::Gateway))
+                        .collect()
+                }),
+                ..scope
+            },
         }
     }
 }
@@ -399,8 +425,11 @@ impl std::fmt::Debug for PushContext {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use xds_proto::type_url;
+
     use super::*;
     use crate::snapshot::testing::snapshot_of;
+    use crate::xds::generate::generators::generate;
     use crate::xds::generate::proxy::tests::local_proxy;
 
     /// A context over an empty mesh at `version`.
@@ -481,26 +510,34 @@ spec:
         let ctx = PushContext::new(Arc::new(snapshot_of(MESH)));
         let host = mesh_model::Hostname::new("a.shop.svc.cluster.local");
         let scope = Arc::new(PushScope::Endpoints(BTreeSet::from([host.clone()])));
-        let first = ctx.scope_clusters(&scope).expect("a partial push");
+        let first = ctx
+            .scope_names(&scope, type_url::ENDPOINT)
+            .expect("a partial push");
         assert_eq!(
             *first,
             ["outbound|80||a.shop.svc.cluster.local".to_string()]
         );
         // Another stream of the same push gets the same names, not a copy.
-        let again = ctx.scope_clusters(&scope).expect("a partial push");
+        let again = ctx
+            .scope_names(&scope, type_url::ENDPOINT)
+            .expect("a partial push");
         assert!(Arc::ptr_eq(&first, &again));
         // An equal scope of another push (a merged one) gets its own.
         let other = Arc::new(PushScope::Endpoints(BTreeSet::from([host])));
-        let second = ctx.scope_clusters(&other).expect("a partial push");
+        let second = ctx
+            .scope_names(&other, type_url::ENDPOINT)
+            .expect("a partial push");
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(first, second);
         let unknown = mesh_model::Hostname::new("b.shop.svc.cluster.local");
         let unknown = Arc::new(PushScope::Endpoints(BTreeSet::from([unknown])));
         assert!(ctx
-            .scope_clusters(&unknown)
+            .scope_names(&unknown, type_url::ENDPOINT)
             .expect("a partial push")
             .is_empty());
-        assert!(ctx.scope_clusters(&Arc::new(PushScope::Full)).is_none());
+        assert!(ctx
+            .scope_names(&Arc::new(PushScope::Full), type_url::ENDPOINT)
+            .is_none());
     }
 
     #[test]
@@ -533,7 +570,7 @@ spec:
         assert_eq!(a.shared.items.len(), 1);
         // A subscription not yet settled is listed for its stream alone,
         // however many there are, and takes none of the kept lists.
-        for i in 0..=MAX_ENDPOINT_LISTS {
+        for i in 0..=MAX_SUBSCRIPTION_LISTS {
             let connecting = Names::own(BTreeSet::from([crate::xds::intern::intern(&format!(
                 "outbound|{i}||connecting"
             ))]));
@@ -541,9 +578,9 @@ spec:
             assert!(own.shared.items.is_empty());
             assert_eq!(own.own.len(), 1);
         }
-        assert_eq!(lock(&ctx.endpoint_lists.cells).len(), 1);
+        assert_eq!(lock(&ctx.subscriptions.cells).len(), 1);
         // Past the bound, lists are made per stream, and still right.
-        for i in 0..MAX_ENDPOINT_LISTS {
+        for i in 0..MAX_SUBSCRIPTION_LISTS {
             let other = Names::new(BTreeSet::from([crate::xds::intern::intern(&format!(
                 "outbound|{i}||x"
             ))]));
@@ -556,6 +593,6 @@ spec:
         let c = ctx.resource_set(&proxy("shop"), type_url::ENDPOINT, &late);
         assert!(c.shared.items.is_empty());
         assert_eq!(c.own.len(), 2);
-        assert_eq!(lock(&ctx.endpoint_lists.cells).len(), MAX_ENDPOINT_LISTS);
+        assert_eq!(lock(&ctx.subscriptions.cells).len(), MAX_SUBSCRIPTION_LISTS);
     }
 }

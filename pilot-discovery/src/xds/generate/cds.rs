@@ -3,7 +3,7 @@
 
 use mesh_model::istio::destination_rule::SimpleLb;
 use mesh_model::istio::EffectivePolicy;
-use mesh_model::{MeshSnapshot, Resolution, Service, ServicePort};
+use mesh_model::{MeshSnapshot, NodeType, Resolution, Service, ServicePort};
 use xds_proto::pb::envoy::config::cluster::v3::{
     cluster::{
         ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, LbConfig, LbPolicy,
@@ -15,10 +15,38 @@ use xds_proto::pb::envoy::config::cluster::v3::{
 use super::cluster_policy::{self, CONNECT_TIMEOUT};
 use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
+use super::generator::{Cache, Generator, ShapeOf};
 use super::inbound;
+use super::named::Named;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::visibility::Visibility;
+
+/// CDS: every proxy of one scope shares its outbound clusters; a sidecar
+/// has its own inbound ones besides.
+pub const GENERATOR: Generator = Generator {
+    type_url: xds_proto::type_url::CLUSTER,
+    short_name: "cds",
+    wildcard: true,
+    endpoint_push: None,
+    cache: Cache::List(ShapeOf::Scope),
+    shared: |snap, proxy, _| {
+        let mut out = Vec::new();
+        for_each_cluster(snap, proxy, |c| {
+            out.push(Named::new(&c.name, xds_proto::pack(c)))
+        });
+        out
+    },
+    own: |snap, proxy| {
+        if proxy.id.node_type == NodeType::Router {
+            return Vec::new();
+        }
+        inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
+            .iter()
+            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
+            .collect()
+    },
+};
 
 /// The proxy's clusters, gathered: for callers that keep them as messages.
 /// The server encodes each as it is made, with [`for_each_cluster`].

@@ -1,8 +1,8 @@
 //! Endpoints: one ClusterLoadAssignment per EDS cluster, grouped by locality.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use mesh_model::{Endpoint, HealthStatus, Locality, MeshSnapshot};
+use mesh_model::{Endpoint, HealthStatus, Hostname, Locality, MeshSnapshot};
 use xds_proto::pb::envoy::config::core::v3::{
     HealthStatus as EnvoyHealth, Locality as EnvoyLocality,
 };
@@ -13,7 +13,48 @@ use xds_proto::pb::envoy::config::endpoint::v3::{
 use xds_proto::protobuf::UInt32Value;
 
 use super::common::socket_address;
-use super::names::ClusterName;
+use super::generator::{nothing_own, Cache, Generator};
+use super::named::Named;
+use super::names::{outbound_cluster_name, ClusterName};
+
+/// EDS: one load assignment per cluster name, the same for every proxy;
+/// an endpoint-only push sends the clusters of the services it names.
+pub const GENERATOR: Generator = Generator {
+    type_url: xds_proto::type_url::ENDPOINT,
+    short_name: "eds",
+    wildcard: false,
+    endpoint_push: Some(endpoint_clusters),
+    cache: Cache::Name,
+    shared: |snap, _, names| {
+        names
+            .map(|n| Named::new(n, xds_proto::pack(&load_assignment(snap, n))))
+            .collect()
+    },
+    own: nothing_own,
+};
+
+/// The EDS cluster names of `hosts` in `snap`: every port, with and without
+/// each subset. An endpoint-only push touches exactly these, so each stream
+/// looks up a handful of names instead of scanning its whole subscription.
+pub fn endpoint_clusters(snap: &MeshSnapshot, hosts: &BTreeSet<Hostname>) -> Vec<String> {
+    let mut out = Vec::new();
+    for host in hosts {
+        let Some(svc) = snap.service(host) else {
+            continue;
+        };
+        let subsets = snap
+            .destination_rule(host)
+            .map(|r| r.spec.subsets.as_slice())
+            .unwrap_or_default();
+        for port in &svc.ports {
+            out.push(outbound_cluster_name(port.port, "", host));
+            for s in subsets {
+                out.push(outbound_cluster_name(port.port, &s.name, host));
+            }
+        }
+    }
+    out
+}
 
 /// The load assignment for a cluster name. A name that matches no service,
 /// port or subset gets an empty assignment, so Envoy finishes warming the

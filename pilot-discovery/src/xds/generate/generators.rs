@@ -1,142 +1,84 @@
-//! Dispatches a request for one resource type to its generator.
+//! The generator table: one row per xDS type the server serves, in the
+//! order a full push sends them, so that Envoy sees a cluster before its
+//! endpoints and a listener before its routes (Envoy's "make before break"
+//! sequencing for ADS). Everything that handles types by type URL (the
+//! protocols, the push context's caches, the debug pages, the metrics)
+//! reads this table; a new type is its generator file and one row here.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
-use mesh_model::{Hostname, MeshSnapshot, NodeType};
-use xds_proto::protobuf::Any;
-use xds_proto::type_url;
+use mesh_model::MeshSnapshot;
 
+use super::generator::Generator;
 use super::named::Named;
-use super::names::outbound_cluster_name;
 use super::proxy::Proxy;
-use super::{cds, eds, inbound, lds, rds};
+use super::{cds, eds, lds, rds};
 
-/// Types served as wildcards: the proxy always receives all of them.
-pub fn is_wildcard_type(type_url: &str) -> bool {
-    matches!(type_url, type_url::CLUSTER | type_url::LISTENER)
+pub const GENERATORS: [Generator; 4] = [
+    cds::GENERATOR,
+    eds::GENERATOR,
+    lds::GENERATOR,
+    rds::GENERATOR,
+];
+
+/// The row of `type_url` and its index in [`GENERATORS`]; `None` for a type
+/// this server does not serve.
+pub fn generator(type_url: &str) -> Option<(usize, &'static Generator)> {
+    GENERATORS
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.type_url == type_url)
 }
 
-pub fn is_known_type(t: &str) -> bool {
-    matches!(
-        t,
-        type_url::CLUSTER | type_url::ENDPOINT | type_url::LISTENER | type_url::ROUTE
-    )
+/// The short name of a type (`cds`), for logs and metric labels;
+/// `unknown` for one this server does not serve.
+pub fn short_name(type_url: &str) -> &'static str {
+    generator(type_url).map_or("unknown", |(_, g)| g.short_name)
 }
 
-/// The EDS cluster names of `hosts` in `snap`: every port, with and without
-/// each subset. An endpoint-only push touches exactly these, so each stream
-/// looks up a handful of names instead of scanning its whole subscription.
-pub fn endpoint_clusters(snap: &MeshSnapshot, hosts: &BTreeSet<Hostname>) -> Vec<String> {
-    let mut out = Vec::new();
-    for host in hosts {
-        let Some(svc) = snap.service(host) else {
-            continue;
-        };
-        let subsets = snap
-            .destination_rule(host)
-            .map(|r| r.spec.subsets.as_slice())
-            .unwrap_or_default();
-        for port in &svc.ports {
-            out.push(outbound_cluster_name(port.port, "", host));
-            for s in subsets {
-                out.push(outbound_cluster_name(port.port, &s.name, host));
-            }
-        }
-    }
-    out
+/// What every proxy of the same shape gets alike, of `names` for named
+/// types.
+pub fn generate_shared<N: Borrow<str> + Ord>(
+    g: &Generator,
+    snap: &MeshSnapshot,
+    proxy: &Proxy,
+    names: &BTreeSet<N>,
+) -> Vec<Named> {
+    (g.shared)(snap, proxy, &mut names.iter().map(|n| n.borrow()))
 }
 
-/// Whether a push, full or of endpoints only, touches type `t` at all.
-pub fn type_in_scope(full: bool, t: &str) -> bool {
-    full || t == type_url::ENDPOINT
-}
-
-/// The resources of `type_url` for `proxy`. `names` restricts EDS and RDS to
-/// the resources the proxy subscribed to; wildcard types ignore it.
+/// The resources of `type_url` for `proxy`. `names` restricts named types
+/// to the resources the proxy subscribed to; wildcard types ignore it.
 pub fn generate<N: Borrow<str> + Ord>(
     snap: &MeshSnapshot,
     proxy: &Proxy,
     type_url: &str,
     names: &BTreeSet<N>,
 ) -> Vec<Named> {
-    let mut out = generate_shared(snap, proxy, type_url, names);
-    out.extend(generate_own(snap, proxy, type_url));
-    out
-}
-
-/// What only this proxy gets: the inbound clusters and listeners of its
-/// own workload.
-pub fn generate_own(snap: &MeshSnapshot, proxy: &Proxy, type_url: &str) -> Vec<Named> {
-    if proxy.id.node_type == NodeType::Router {
+    let Some((_, g)) = generator(type_url) else {
         return Vec::new();
-    }
-    match type_url {
-        type_url::CLUSTER => inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
-            .iter()
-            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
-            .collect(),
-        type_url::LISTENER => {
-            inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
-                .iter()
-                .map(|l| Named::new(&l.name, xds_proto::pack(l)))
-                .collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// What every proxy of the same shape (interception mode, namespace,
-/// Sidecar) gets alike.
-pub fn generate_shared<N: Borrow<str> + Ord>(
-    snap: &MeshSnapshot,
-    proxy: &Proxy,
-    type_url: &str,
-    names: &BTreeSet<N>,
-) -> Vec<Named> {
-    match type_url {
-        type_url::CLUSTER => {
-            let mut out = Vec::new();
-            cds::for_each_cluster(snap, proxy, |c| {
-                out.push(Named::new(&c.name, xds_proto::pack(c)))
-            });
-            out
-        }
-        type_url::LISTENER => lds::listeners(snap, proxy)
-            .iter()
-            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
-            .collect(),
-        type_url::ENDPOINT => names
-            .iter()
-            .map(|n| {
-                let n = n.borrow();
-                Named::new(n, xds_proto::pack(&eds::load_assignment(snap, n)))
-            })
-            .collect(),
-        type_url::ROUTE => names
-            .iter()
-            .map(|n| {
-                let n = n.borrow();
-                Named::new(
-                    n,
-                    Any {
-                        type_url: type_url::ROUTE.to_string(),
-                        value: rds::encoded_route_configuration(snap, proxy, n),
-                    },
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    };
+    let mut out = generate_shared(g, snap, proxy, names);
+    out.extend((g.own)(snap, proxy));
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use mesh_model::Hostname;
+    use xds_proto::pb::envoy::config::cluster::v3::Cluster;
+    use xds_proto::pb::envoy::config::listener::v3::Listener;
+    use xds_proto::pb::envoy::config::route::v3::RouteConfiguration;
+    use xds_proto::type_url;
+
     use super::*;
+    use crate::snapshot::testing::snapshot_of;
+    use crate::xds::generate::proxy::tests::local_proxy;
 
     #[test]
     fn endpoint_scope_names_every_port_and_subset_of_changed_services() {
-        let snap = crate::snapshot::testing::snapshot_of(
+        let snap = snapshot_of(
             r#"
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -159,7 +101,7 @@ spec:
             Hostname::new("gone.default.svc.cluster.local"),
         ]);
         assert_eq!(
-            endpoint_clusters(&snap, &hosts),
+            eds::endpoint_clusters(&snap, &hosts),
             [
                 "outbound|80||a.default.svc.cluster.local",
                 "outbound|80|v1|a.default.svc.cluster.local",
@@ -167,17 +109,31 @@ spec:
                 "outbound|81|v1|a.default.svc.cluster.local",
             ]
         );
-        assert!(!type_in_scope(false, type_url::LISTENER));
-        assert!(type_in_scope(false, type_url::ENDPOINT));
-        assert!(type_in_scope(true, type_url::LISTENER));
+        // Only EDS rides an endpoint-only push.
+        let in_endpoint_push =
+            |t: &str| generator(t).is_some_and(|(_, g)| g.endpoint_push.is_some());
+        assert!(!in_endpoint_push(type_url::LISTENER));
+        assert!(in_endpoint_push(type_url::ENDPOINT));
     }
 
-    use xds_proto::pb::envoy::config::cluster::v3::Cluster;
-    use xds_proto::pb::envoy::config::listener::v3::Listener;
-    use xds_proto::pb::envoy::config::route::v3::RouteConfiguration;
-
-    use crate::snapshot::testing::snapshot_of;
-    use crate::xds::generate::proxy::tests::local_proxy;
+    #[test]
+    fn the_table_sends_clusters_before_endpoints_before_listeners_before_routes() {
+        let order: Vec<&str> = GENERATORS.iter().map(|g| g.type_url).collect();
+        assert_eq!(
+            order,
+            [
+                type_url::CLUSTER,
+                type_url::ENDPOINT,
+                type_url::LISTENER,
+                type_url::ROUTE
+            ]
+        );
+        let short: Vec<&str> = GENERATORS.iter().map(|g| g.short_name).collect();
+        assert_eq!(short, ["cds", "eds", "lds", "rds"]);
+        assert_eq!(short_name(type_url::ENDPOINT), "eds");
+        assert_eq!(short_name("type.googleapis.com/nope"), "unknown");
+        assert!(generator("type.googleapis.com/nope").is_none());
+    }
 
     const MESH: &str = r#"
 apiVersion: networking.istio.io/v1

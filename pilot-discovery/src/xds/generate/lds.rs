@@ -16,13 +16,41 @@ use xds_proto::protobuf::BoolValue;
 
 use super::common::socket_address;
 use super::gateway;
+use super::generator::{Cache, Generator, ShapeOf};
+use super::inbound;
 use super::listener::{
     http_listener_with_routes, listener, tcp_proxy_filter, tcp_proxy_to, ANY_ADDRESS,
 };
+use super::named::Named;
 use super::names::{route_config_name, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::tcp;
 use super::visibility::Visibility;
+
+/// LDS: proxies of one shape share their outbound listeners; a sidecar has
+/// its own inbound ones besides.
+pub const GENERATOR: Generator = Generator {
+    type_url: xds_proto::type_url::LISTENER,
+    short_name: "lds",
+    wildcard: true,
+    endpoint_push: None,
+    cache: Cache::List(ShapeOf::Full),
+    shared: |snap, proxy, _| {
+        listeners(snap, proxy)
+            .iter()
+            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
+            .collect()
+    },
+    own: |snap, proxy| {
+        if proxy.id.node_type == NodeType::Router {
+            return Vec::new();
+        }
+        inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
+            .iter()
+            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
+            .collect()
+    },
+};
 
 /// The ports that get an outbound HTTP listener.
 pub fn http_ports(snap: &MeshSnapshot, visible: Visibility<'_>) -> BTreeSet<u16> {

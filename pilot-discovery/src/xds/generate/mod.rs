@@ -6,6 +6,7 @@ mod cluster_policy;
 mod common;
 pub mod eds;
 pub mod gateway;
+pub mod generator;
 pub mod generators;
 mod inbound;
 pub mod lds;

@@ -12,9 +12,11 @@ use xds_proto::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, route, route_action::HashPolicy, HeaderMatcher, Route,
     RouteConfiguration, VirtualHost,
 };
-use xds_proto::protobuf::BoolValue;
+use xds_proto::protobuf::{Any, BoolValue};
 
 use super::gateway;
+use super::generator::{nothing_own, Cache, Generator, ShapeOf};
+use super::named::Named;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
 use super::route::action::{default_action, direct};
@@ -24,6 +26,30 @@ use super::route::translate::{self as rules};
 use super::visibility::Visibility;
 use crate::xds::digest::digest;
 use crate::xds::wire::{nested_len, put_nested};
+
+/// RDS: one route configuration per name and proxy shape.
+pub const GENERATOR: Generator = Generator {
+    type_url: xds_proto::type_url::ROUTE,
+    short_name: "rds",
+    wildcard: false,
+    endpoint_push: None,
+    cache: Cache::NameAndShape(ShapeOf::Full),
+    shared: |snap, proxy, names| {
+        names
+            .map(|n| {
+                let value = encoded_route_configuration(snap, proxy, n);
+                Named::new(
+                    n,
+                    Any {
+                        type_url: xds_proto::type_url::ROUTE.to_string(),
+                        value,
+                    },
+                )
+            })
+            .collect()
+    },
+    own: nothing_own,
+};
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.

@@ -19,7 +19,7 @@ use super::state::{ConnState, Watch};
 use crate::push::PushScope;
 use crate::xds::context::{PushContext, ResourceSet};
 use crate::xds::digest::{digest, mix};
-use crate::xds::generate::generators::{is_known_type, is_wildcard_type};
+use crate::xds::generate::generators::generator;
 use crate::xds::generate::named::Named;
 use crate::xds::generate::proxy::Proxy;
 use crate::xds::intern::{intern, Names};
@@ -35,22 +35,22 @@ pub fn on_request(
 ) -> Result<Vec<DeltaResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
-    if !is_known_type(t) {
+    let Some((_, served)) = generator(t) else {
         tracing::warn!(
             node = state.node_id(),
             type_url = t,
             "request for an unsupported type ignored"
         );
         return Ok(Vec::new());
-    }
+    };
     let node = state.node_id().to_string();
     let proxy = state.proxy.clone();
 
     let Some(w) = state.watches.get_mut(t) else {
         // First request for the type on this stream.
         let subscribe = &req.resource_names_subscribe;
-        let wildcard = subscribe.iter().any(|n| n == WILDCARD)
-            || (is_wildcard_type(t) && subscribe.is_empty());
+        let wildcard =
+            subscribe.iter().any(|n| n == WILDCARD) || (served.wildcard && subscribe.is_empty());
         state.watches.insert(
             t.to_string(),
             Watch {

@@ -18,7 +18,7 @@ use super::response::SotwResponse;
 use super::state::{ConnState, Watch};
 use crate::push::PushScope;
 use crate::xds::context::PushContext;
-use crate::xds::generate::generators::{is_known_type, is_wildcard_type};
+use crate::xds::generate::generators::generator;
 use crate::xds::intern::{intern, Names};
 
 /// Applies one request; the responses it needs (zero or one). An error ends
@@ -30,14 +30,14 @@ pub fn on_request(
 ) -> Result<Vec<SotwResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
-    if !is_known_type(t) {
+    let Some((_, served)) = generator(t) else {
         tracing::warn!(
             node = state.node_id(),
             type_url = t,
             "request for an unsupported type ignored"
         );
         return Ok(Vec::new());
-    }
+    };
     let names: BTreeSet<Arc<str>> = req.resource_names.iter().map(|n| intern(n)).collect();
     let node = state.node_id().to_string();
 
@@ -53,7 +53,7 @@ pub fn on_request(
         );
         if let Some(w) = state.watches.get_mut(t) {
             w.last_nack = Some(err.message.clone());
-            if !is_wildcard_type(t) {
+            if !served.wildcard {
                 w.names = Names::new(names);
             }
         }
@@ -67,7 +67,7 @@ pub fn on_request(
             state.watches.insert(
                 t.to_string(),
                 Watch {
-                    wildcard: is_wildcard_type(t),
+                    wildcard: served.wildcard,
                     names: Names::new(names),
                     ..Default::default()
                 },
@@ -169,6 +169,7 @@ fn respond_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xds::generate::generators::GENERATORS;
 
     /// What the hub hands a stream: the snapshot and what the push touches.
     type Pushed = (Arc<PushContext>, Arc<PushScope>);
@@ -307,7 +308,8 @@ mod tests {
             .into_iter()
             .map(|r| r.type_url)
             .collect();
-        assert_eq!(order, type_url::PUSH_ORDER.map(String::from).to_vec());
+        let push_order: Vec<String> = GENERATORS.iter().map(|g| g.type_url.to_string()).collect();
+        assert_eq!(order, push_order);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use mesh_model::SpiffeId;
 use super::held::Held;
 use crate::push::PushScope;
 use crate::xds::context::PushContext;
-use crate::xds::generate::generators::type_in_scope;
+use crate::xds::generate::generators::GENERATORS;
 use crate::xds::generate::proxy::Proxy;
 use crate::xds::intern::Names;
 
@@ -149,23 +149,26 @@ impl ConnState {
         scope: &Arc<PushScope>,
         snap: &PushContext,
     ) -> Vec<(&'static str, PushTarget)> {
-        let clusters = match &self.proxy {
-            Some(p) if scope.is_full_for(&p.id.id) => None,
-            _ => snap.scope_clusters(scope),
+        let full = match &self.proxy {
+            Some(p) => scope.is_full_for(&p.id.id),
+            None => scope.is_full(),
         };
-        xds_proto::type_url::PUSH_ORDER
-            .into_iter()
-            .filter(|t| self.watches.contains_key(*t) && type_in_scope(clusters.is_none(), t))
-            .filter_map(|t| match &clusters {
-                None => Some((t, None)),
-                Some(clusters) => {
-                    let subscribed = &self.watches[t].names;
-                    let names: BTreeSet<Arc<str>> = clusters
-                        .iter()
-                        .filter_map(|n| subscribed.get(n.as_str()).cloned())
-                        .collect();
-                    (!names.is_empty()).then_some((t, Some(names)))
+        GENERATORS
+            .iter()
+            .map(|g| g.type_url)
+            .filter(|t| self.watches.contains_key(*t))
+            .filter_map(|t| {
+                if full {
+                    return Some((t, None));
                 }
+                // A type partial pushes do not send is left out.
+                let touched = snap.scope_names(scope, t)?;
+                let subscribed = &self.watches[t].names;
+                let names: BTreeSet<Arc<str>> = touched
+                    .iter()
+                    .filter_map(|n| subscribed.get(n.as_str()).cloned())
+                    .collect();
+                (!names.is_empty()).then_some((t, Some(names)))
             })
             .collect()
     }

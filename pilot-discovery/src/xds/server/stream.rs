@@ -9,12 +9,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 use xds_proto::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use xds_proto::type_url::short_name;
 
 use super::grpc::Requests;
 use super::hub::{Push, Registration, XdsHub};
 use crate::lock::lock;
 use crate::xds::context::PushContext;
+use crate::xds::generate::generators::short_name;
 use crate::xds::protocol::encode::Encode;
 use crate::xds::protocol::response::{DeltaResponse, SotwResponse};
 use crate::xds::protocol::state::ConnState;
