@@ -1,10 +1,12 @@
 //! pilot-discovery: the mesh control plane.
 //!
-//! Sources (the config folder) publish what they hold and send events; the
-//! debouncer merges bursts of events; the snapshot builder turns each burst
-//! into a new immutable snapshot and a push scoped to what changed; the hub
-//! fans the push out to every stream, where the SotW or delta state machine
-//! turns it into Envoy resources.
+//! Sources (the config folder, a Kubernetes API server) publish what they
+//! hold and send events; the debouncer merges bursts of events; the
+//! snapshot builder turns each burst into a new immutable snapshot and a
+//! push scoped to what changed; the hub fans the push out to every stream,
+//! where the SotW or delta state machine turns it into Envoy resources. The
+//! modules are layered, each importing only from those below it:
+//! ARCHITECTURE.md lists the layers, and `make lint` checks them.
 
 pub mod accept;
 pub mod configdir;
