@@ -573,6 +573,11 @@ async fn manifests_apply_and_their_role_is_all_discovery_needs() {
     .expect("watch refused before the role is bound");
     let ready = discovery.get("/ready").await.expect("ready");
     assert_eq!(ready.status, 503, "not ready before every watch has synced");
+    // It says what it waits for: the cluster's watches, so no first snapshot.
+    assert_eq!(
+        ready.body,
+        "not ready: waiting for first snapshot\nnot ready: waiting for kubernetes://Kubernetes\n"
+    );
 
     create_yaml(&client, &read("rbac.yaml"))
         .await
