@@ -15,7 +15,6 @@ use kube::discovery::{Discovery, Scope};
 use kube::Client;
 use pilot_agent::http_client;
 use rcgen::KeyPair;
-use serde::Deserialize as _;
 
 use crate::pki::TestPki;
 use crate::ports::free_port;
@@ -325,12 +324,7 @@ fn write_pki(dir: &Path) -> anyhow::Result<()> {
 /// would; custom resource definitions are waited on until they are served.
 pub async fn create_yaml(client: &Client, text: &str) -> anyhow::Result<()> {
     let mut discovery = Discovery::new(client.clone()).run().await?;
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value: serde_json::Value =
-            serde_yaml::from_value(serde_yaml::Value::deserialize(doc)?)?;
-        if value.is_null() {
-            continue;
-        }
+    for value in mesh_model::yaml::documents(text)? {
         let obj: DynamicObject = serde_json::from_value(value)?;
         let types = obj
             .types

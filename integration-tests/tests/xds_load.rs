@@ -193,7 +193,7 @@ async fn the_kubernetes_form_through_an_api_server_gives_complete_consistent_con
     fleet.check_consistent(expect(&mesh)).expect("consistent");
 
     let before = prints(&fleet, EDS);
-    let moved: serde_json::Value = serde_yaml::from_str(&mesh.render_endpoints(
+    let moved: serde_json::Value = mesh_model::yaml::from_str(&mesh.render_endpoints(
         5,
         Revision {
             endpoint: 1,

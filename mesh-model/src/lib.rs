@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod service;
 pub mod snapshot;
 pub mod validation;
+pub mod yaml;
 
 pub use config::{Config, ConfigKey, ConfigKind, ConfigMeta};
 pub use duration::IstioDuration;

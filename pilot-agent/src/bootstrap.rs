@@ -83,8 +83,9 @@ pub enum BootstrapError {
     #[error("bootstrap override {path} is not YAML or JSON: {source}")]
     ParseOverride {
         path: PathBuf,
+        // Boxed: the parser's error is large, and this one is rare.
         #[source]
-        source: serde_yaml::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("cannot write bootstrap {path}: {source}")]
     Write {
@@ -346,10 +347,13 @@ pub fn build(cfg: &BootstrapConfig, sources: &Sources) -> Result<Value, Bootstra
                 path: path.clone(),
                 source,
             })?;
+        let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
         let over: Value =
-            serde_yaml::from_str(&text).map_err(|source| BootstrapError::ParseOverride {
-                path: path.clone(),
-                source,
+            serde_saphyr::from_str_with_options(&text, options).map_err(|source| {
+                BootstrapError::ParseOverride {
+                    path: path.clone(),
+                    source: Box::new(source),
+                }
             })?;
         merge(&mut b, over);
     }

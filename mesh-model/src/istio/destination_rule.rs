@@ -218,7 +218,7 @@ mod tests {
     use super::*;
 
     fn policy(yaml: &str) -> TrafficPolicy {
-        let v: serde_json::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
         serde_json::from_value(v).expect("policy")
     }
 

@@ -104,7 +104,7 @@ mod tests {
     use super::*;
 
     fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, serde_json::Error> {
-        let v: serde_json::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
         serde_json::from_value(v)
     }
 
@@ -138,9 +138,9 @@ mod tests {
 
     #[test]
     fn string_match_yaml_shape() {
-        // Istio kinds are read as YAML into a JSON value first: serde_yaml
-        // alone expects YAML tags for enums.
-        let v: serde_json::Value = serde_yaml::from_str("prefix: /api").expect("yaml");
+        // Istio kinds are read as YAML into a JSON value first, then typed:
+        // a match is a one-key mapping, as Istio writes it.
+        let v: serde_json::Value = crate::yaml::from_str("prefix: /api").expect("yaml");
         let m: StringMatch = serde_json::from_value(v).expect("parses");
         assert_eq!(m, StringMatch::Prefix("/api".into()));
     }

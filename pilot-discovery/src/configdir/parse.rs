@@ -30,7 +30,7 @@ pub struct ParsedFile {
 /// contents stay in force.
 pub type FileError = ConfigError;
 
-/// Splits a file into JSON values, one per document.
+/// Splits a file into JSON values, one per document that holds something.
 fn documents(file: &Path, text: &str) -> Result<Vec<Value>, FileError> {
     let is_json = file
         .extension()
@@ -40,13 +40,8 @@ fn documents(file: &Path, text: &str) -> Result<Vec<Value>, FileError> {
             .map_err(|e| ConfigError::file(file, format!("not valid JSON: {e}")))?;
         return Ok(vec![v]);
     }
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let v = <Value as serde::Deserialize>::deserialize(doc)
-            .map_err(|e| ConfigError::file(file, format!("not valid YAML: {e}")))?;
-        out.push(v);
-    }
-    Ok(out)
+    mesh_model::yaml::documents(text)
+        .map_err(|e| ConfigError::file(file, format!("not valid YAML: {e}")))
 }
 
 /// Parses a whole file. `Err` means nothing in the file could be trusted.
@@ -55,9 +50,6 @@ pub fn parse_file(file: &Path, text: &str) -> Result<ParsedFile, FileError> {
     let mut parsed = ParsedFile::default();
     for (i, doc) in docs.into_iter().enumerate() {
         let n = i + 1;
-        if doc.is_null() {
-            continue; // an empty document, as between two `---`
-        }
         let items = match list_items(&doc) {
             Some(items) => items,
             None => vec![doc],

@@ -3,7 +3,6 @@
 //! them.
 
 use mesh_model::MeshSnapshot;
-use serde_json::Value;
 
 use super::build::build_snapshot;
 use crate::objects::decode;
@@ -13,11 +12,7 @@ use crate::resource::ResourceMap;
 /// Panics on anything the sources would reject: a fixture must be valid.
 pub fn resources_of(yaml: &str) -> ResourceMap {
     let mut out = ResourceMap::new();
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let value = <Value as serde::Deserialize>::deserialize(doc).expect("valid YAML");
-        if value.is_null() {
-            continue;
-        }
+    for value in mesh_model::yaml::documents(yaml).expect("valid YAML") {
         let r = decode(value).unwrap_or_else(|e| panic!("a valid resource: {e}"));
         out.insert(r.key(), r);
     }

@@ -166,7 +166,7 @@ mod tests {
     use super::*;
 
     fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
-        let v: serde_json::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
         serde_json::from_value(v).expect("parses")
     }
 
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn destination_rule_subsets() {
         let yaml = "host: reviews\nsubsets:\n- {name: v1, labels: {version: v1}}\n- {name: v1}\n- {labels: {a: b}}\n";
-        let dr: DestinationRule = serde_yaml::from_str(yaml).expect("parses");
+        let dr: DestinationRule = crate::yaml::from_str(yaml).expect("parses");
         let err = validate_destination_rule(&dr).expect_err("dup and missing");
         assert_eq!(err.0.len(), 2);
         assert_eq!(err.0[0].field, "spec.subsets[1].name");

@@ -60,7 +60,7 @@ mod tests {
     use super::*;
 
     fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
-        let v: serde_json::Value = serde_yaml::from_str(yaml).expect("yaml");
+        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
         serde_json::from_value(v).expect("parses")
     }
 

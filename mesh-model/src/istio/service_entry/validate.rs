@@ -81,7 +81,7 @@ endpoints:
 - address: not-an-ip
   ports: {grpc: 70000}
 "#;
-        let se: ServiceEntry = serde_yaml::from_str(yaml).expect("parses");
+        let se: ServiceEntry = crate::yaml::from_str(yaml).expect("parses");
         let err = validate_service_entry(&se).expect_err("several problems");
         let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
