@@ -11,6 +11,7 @@ use pilot_agent::http_client;
 use serde_json::Value;
 
 use crate::binaries::workspace_binary;
+use crate::port_holders;
 use crate::ports::free_port;
 use crate::process::Proc;
 use crate::wait;
@@ -43,7 +44,14 @@ impl Discovery {
         let mut args = vec!["--config-dir", path_str(config_dir)?];
         args.extend_from_slice(extra);
         let mut d = Self::spawn(grpc, log, &args)?;
-        d.wait_ready().await?;
+        if let Err(e) = d.wait_ready().await {
+            // A port taken by another process is the usual reason it exits.
+            let ports = [d.grpc, d.http, d.monitoring].map(port_holders::describe);
+            return Err(e.context(format!(
+                "pilot-discovery did not start; its ports: {}",
+                ports.join("; ")
+            )));
+        }
         Ok(d)
     }
 

@@ -13,6 +13,7 @@ pub mod layering;
 pub mod load;
 pub mod mesh;
 pub mod pki;
+pub mod port_holders;
 pub mod ports;
 pub mod process;
 pub mod procstat;

@@ -123,17 +123,17 @@ impl Mesh {
             .prefix("pilot-mesh-")
             .tempdir()
             .context("cannot create a temporary folder")?;
-        let ports = match plan {
+        // The upstreams are this process's own servers: each is bound as
+        // its port is chosen, so no other process can take the port between.
+        let (upstreams, ports) = match plan {
             PortPlan::AsWritten => {
-                for (p, what) in [
-                    (SERVICE_PORT, "the reviews/ratings service port"),
-                    (REVIEWS_V1_PORT, "reviews v1"),
-                    (REVIEWS_V2_PORT, "reviews v2"),
-                    (RATINGS_PORT, "ratings"),
-                ] {
-                    ensure_free(p, what)?;
-                }
-                Ports {
+                ensure_free(SERVICE_PORT, "the reviews/ratings service port")?;
+                let upstreams = vec![
+                    Upstream::start(REVIEWS_V1_PORT, "v1").await?,
+                    Upstream::start(REVIEWS_V2_PORT, "v2").await?,
+                    Upstream::start(RATINGS_PORT, "ratings").await?,
+                ];
+                let ports = Ports {
                     service: SERVICE_PORT,
                     reviews_v1: REVIEWS_V1_PORT,
                     reviews_v2: REVIEWS_V2_PORT,
@@ -142,27 +142,30 @@ impl Mesh {
                     status: free_port()?,
                     stats: free_port()?,
                     readiness: free_port()?,
-                }
+                };
+                (upstreams, ports)
             }
-            PortPlan::Free => Ports {
-                service: free_port()?,
-                reviews_v1: free_port()?,
-                reviews_v2: free_port()?,
-                ratings: free_port()?,
-                admin: free_port()?,
-                status: free_port()?,
-                stats: free_port()?,
-                readiness: free_port()?,
-            },
+            PortPlan::Free => {
+                let upstreams = vec![
+                    Upstream::start_free("127.0.0.1", "v1").await?,
+                    Upstream::start_free("127.0.0.1", "v2").await?,
+                    Upstream::start_free("127.0.0.1", "ratings").await?,
+                ];
+                let ports = Ports {
+                    service: free_port()?,
+                    reviews_v1: upstreams[0].addr.port(),
+                    reviews_v2: upstreams[1].addr.port(),
+                    ratings: upstreams[2].addr.port(),
+                    admin: free_port()?,
+                    status: free_port()?,
+                    stats: free_port()?,
+                    readiness: free_port()?,
+                };
+                (upstreams, ports)
+            }
         };
         let config_dir = work.path().join("config");
         copy_config(source, &config_dir, &ports)?;
-
-        let upstreams = vec![
-            Upstream::start(ports.reviews_v1, "v1").await?,
-            Upstream::start(ports.reviews_v2, "v2").await?,
-            Upstream::start(ports.ratings, "ratings").await?,
-        ];
 
         let discovery = {
             let extra: Vec<&str> = opts.discovery_args.iter().map(String::as_str).collect();

@@ -9,7 +9,7 @@
 //! them out on its own.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,8 +41,29 @@ const LOWEST: u32 = 10000;
 const ISTIO_PORTS: Range<u32> = 15000..15100;
 
 /// A port nothing listens on now, outside the kernel's ephemeral range, that
-/// this process has not handed out before.
+/// this process has not handed out before: for a port another process will
+/// bind.
 pub fn free_port() -> anyhow::Result<u16> {
+    take(|port| bindable(port).then_some(())).map(|(port, ())| port)
+}
+
+/// A listener on `ip`, bound now, at a port chosen as [`free_port`] chooses:
+/// for a server of this process, which so never leaves its port unbound
+/// between choosing and listening for another process to take.
+pub fn listener_on(ip: &str) -> anyhow::Result<TcpListener> {
+    let ip: Ipv4Addr = ip
+        .parse()
+        .with_context(|| format!("{ip:?} is not an IPv4 address"))?;
+    let (_, listener) = take(|port| TcpListener::bind((ip, port)).ok())?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make a listener non-blocking")?;
+    Ok(listener)
+}
+
+/// The first port of the pool, from where this process left off, that
+/// `try_port` accepts and that was not handed out before.
+fn take<T>(mut try_port: impl FnMut(u16) -> Option<T>) -> anyhow::Result<(u16, T)> {
     let pool = pool(ephemeral_range());
     let size = pool.end - pool.start;
     if size == 0 {
@@ -62,12 +83,15 @@ pub fn free_port() -> anyhow::Result<u16> {
         let Ok(port) = u16::try_from(pool.start + offset) else {
             continue;
         };
-        if registry.handed_out.contains(&port) || !bindable(port) {
+        if registry.handed_out.contains(&port) {
             continue;
         }
+        let Some(taken) = try_port(port) else {
+            continue;
+        };
         registry.handed_out.insert(port);
         registry.next = Some((offset + 1) % size);
-        return Ok(port);
+        return Ok((port, taken));
     }
     anyhow::bail!(
         "no free loopback port in {}..{} (outside the ephemeral range)",
@@ -80,7 +104,12 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub fn ensure_free(port: u16, what: &str) -> anyhow::Result<()> {
     TcpListener::bind(("127.0.0.1", port))
         .map(drop)
-        .with_context(|| format!("port {port} ({what}) is already in use on 127.0.0.1"))
+        .with_context(|| {
+            format!(
+                "port {port} ({what}) is already in use on 127.0.0.1 ({})",
+                crate::port_holders::describe(port)
+            )
+        })
 }
 
 fn bindable(port: u16) -> bool {
@@ -136,6 +165,18 @@ mod tests {
             assert!(port >= LOWEST, "{port}");
             assert!(!ISTIO_PORTS.contains(&port), "{port}");
             assert!(seen.insert(port), "{port} handed out twice");
+        }
+    }
+
+    #[test]
+    fn a_listener_is_bound_at_a_pool_port_not_handed_out_again() {
+        let l = listener_on("127.0.0.1").expect("a listener");
+        let port = l.local_addr().expect("addr").port();
+        let (low, high) = ephemeral_range();
+        assert!(u32::from(port) < low || u32::from(port) > high, "{port}");
+        assert!(!bindable(port), "held by the listener");
+        for _ in 0..50 {
+            assert_ne!(free_port().expect("a free port"), port);
         }
     }
 

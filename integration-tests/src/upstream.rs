@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
+use crate::{port_holders, ports};
+
 /// An in-process HTTP server on loopback; stops when dropped.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -19,15 +21,28 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// On `127.0.0.1:port`, a port fixed in advance (the demo's).
     pub async fn start(port: u16, version: &str) -> anyhow::Result<Upstream> {
-        Self::start_on("127.0.0.1", port, version).await
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| {
+                format!(
+                    "upstream {version} cannot listen on 127.0.0.1:{port} ({})",
+                    port_holders::describe(port)
+                )
+            })?;
+        Self::serve(listener, version)
     }
 
-    /// As [`Upstream::start`], on `ip` (an address of the loopback interface).
-    pub async fn start_on(ip: &str, port: u16, version: &str) -> anyhow::Result<Upstream> {
-        let listener = tokio::net::TcpListener::bind((ip, port))
-            .await
-            .with_context(|| format!("upstream {version} cannot listen on {ip}:{port}"))?;
+    /// On `ip` (an address of the loopback interface), at a free port bound
+    /// at once (`ports::listener_on`).
+    pub async fn start_free(ip: &str, version: &str) -> anyhow::Result<Upstream> {
+        let listener = ports::listener_on(ip)
+            .with_context(|| format!("upstream {version} cannot listen on {ip}"))?;
+        Self::serve(tokio::net::TcpListener::from_std(listener)?, version)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, version: &str) -> anyhow::Result<Upstream> {
         let addr = listener.local_addr()?;
         let body = version.to_string();
         let in_flight = Arc::new(AtomicUsize::new(0));

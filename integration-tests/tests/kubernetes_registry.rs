@@ -154,16 +154,10 @@ async fn kubernetes_objects_route_real_traffic_and_changes_push_what_they_need()
     create_yaml(&client, &crds).await.expect("CRDs");
 
     let ns = "shop";
-    let v1 = Upstream::start_on(POD_IP, free_port().expect("port"), "v1")
-        .await
-        .expect("v1");
-    let v2 = Upstream::start_on(POD_IP, free_port().expect("port"), "v2")
-        .await
-        .expect("v2");
-    let v2b = Upstream::start_on(POD_IP, free_port().expect("port"), "v2b")
-        .await
-        .expect("v2b");
-    let ratings = Upstream::start_on(POD_IP, free_port().expect("port"), "ratings")
+    let v1 = Upstream::start_free(POD_IP, "v1").await.expect("v1");
+    let v2 = Upstream::start_free(POD_IP, "v2").await.expect("v2");
+    let v2b = Upstream::start_free(POD_IP, "v2b").await.expect("v2b");
+    let ratings = Upstream::start_free(POD_IP, "ratings")
         .await
         .expect("ratings");
     let svc_port = free_port().expect("port");
@@ -387,12 +381,8 @@ async fn watches_converge_after_the_api_server_restarts() {
     let mut api = KubeApi::start().await.expect("API server");
     let client = api.client().await.expect("client");
     let ns = "default";
-    let one = Upstream::start_on(POD_IP, free_port().expect("port"), "one")
-        .await
-        .expect("one");
-    let two = Upstream::start_on(POD_IP, free_port().expect("port"), "two")
-        .await
-        .expect("two");
+    let one = Upstream::start_free(POD_IP, "one").await.expect("one");
+    let two = Upstream::start_free(POD_IP, "two").await.expect("two");
     let (reviews_port, gone_port, extra_port) = (
         free_port().expect("port"),
         free_port().expect("port"),
@@ -848,12 +838,8 @@ async fn a_pods_label_change_rescopes_its_own_proxy() {
     let crds = std::fs::read_to_string(manifests_dir().join("crds.yaml")).expect("crds.yaml");
     create_yaml(&client, &crds).await.expect("CRDs");
     let ns = "shop";
-    let a = Upstream::start_on(POD_IP, free_port().expect("port"), "a")
-        .await
-        .expect("a");
-    let b = Upstream::start_on(POD_IP, free_port().expect("port"), "b")
-        .await
-        .expect("b");
+    let a = Upstream::start_free(POD_IP, "a").await.expect("a");
+    let b = Upstream::start_free(POD_IP, "b").await.expect("b");
     let (port_a, port_b) = (free_port().expect("port"), free_port().expect("port"));
     let objects = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
@@ -988,12 +974,8 @@ async fn a_pods_label_change_rescopes_its_own_proxy() {
 async fn discovery_selectors_read_only_the_namespaces_they_pick() {
     let api = KubeApi::start().await.expect("API server");
     let client = api.client().await.expect("client");
-    let web = Upstream::start_on(POD_IP, free_port().expect("port"), "web")
-        .await
-        .expect("web");
-    let exp = Upstream::start_on(POD_IP, free_port().expect("port"), "exp")
-        .await
-        .expect("exp");
+    let web = Upstream::start_free(POD_IP, "web").await.expect("web");
+    let exp = Upstream::start_free(POD_IP, "exp").await.expect("exp");
     let (port_web, port_exp) = (free_port().expect("port"), free_port().expect("port"));
     create_yaml(
         &client,
