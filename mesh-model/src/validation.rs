@@ -103,3 +103,20 @@ pub(crate) fn check_wildcard_host(errs: &mut Errors, at: &str, host: &str) {
         );
     }
 }
+
+/// What the kinds' validation tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::ValidationErrors;
+
+    /// A spec as the kinds read it: YAML into a JSON value, then typed.
+    pub fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
+        serde_json::from_value(v).expect("parses")
+    }
+
+    /// The fields the errors name, in order.
+    pub fn fields(err: &ValidationErrors) -> Vec<&str> {
+        err.0.iter().map(|e| e.field.as_str()).collect()
+    }
+}

@@ -164,15 +164,7 @@ fn check_policy_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
-        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
-        serde_json::from_value(v).expect("parses")
-    }
-
-    fn fields(err: &ValidationErrors) -> Vec<&str> {
-        err.0.iter().map(|e| e.field.as_str()).collect()
-    }
+    use crate::validation::testing::{fields, from_yaml};
 
     #[test]
     fn destination_rule_subsets() {

@@ -320,6 +320,7 @@ mod tests {
     use super::*;
     use crate::istio::virtual_service::HttpRouteDestination;
     use crate::istio::StringMatch;
+    use crate::validation::testing::{fields, from_yaml};
     fn dest(host: &str, weight: u32) -> HttpRouteDestination {
         HttpRouteDestination {
             destination: Destination {
@@ -340,15 +341,6 @@ mod tests {
             }],
             ..Default::default()
         }
-    }
-
-    fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
-        let v: serde_json::Value = crate::yaml::from_str(yaml).expect("yaml");
-        serde_json::from_value(v).expect("parses")
-    }
-
-    fn fields(err: &ValidationErrors) -> Vec<&str> {
-        err.0.iter().map(|e| e.field.as_str()).collect()
     }
 
     #[test]

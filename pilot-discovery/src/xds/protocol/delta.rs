@@ -19,7 +19,6 @@ use super::state::{ConnState, Watch};
 use crate::push::PushScope;
 use crate::xds::context::{PushContext, ResourceSet};
 use crate::xds::digest::{digest, mix};
-use crate::xds::generate::generators::generator;
 use crate::xds::generate::named::Named;
 use crate::xds::generate::proxy::Proxy;
 use crate::xds::intern::{intern, Names};
@@ -35,12 +34,7 @@ pub fn on_request(
 ) -> Result<Vec<DeltaResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
-    let Some((_, served)) = generator(t) else {
-        tracing::warn!(
-            node = state.node_id(),
-            type_url = t,
-            "request for an unsupported type ignored"
-        );
+    let Some(served) = state.served(t) else {
         return Ok(Vec::new());
     };
     let node = state.node_id().to_string();

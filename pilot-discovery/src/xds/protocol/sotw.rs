@@ -18,7 +18,6 @@ use super::response::SotwResponse;
 use super::state::{ConnState, Watch};
 use crate::push::PushScope;
 use crate::xds::context::PushContext;
-use crate::xds::generate::generators::generator;
 use crate::xds::intern::{intern, Names};
 
 /// Applies one request; the responses it needs (zero or one). An error ends
@@ -30,12 +29,7 @@ pub fn on_request(
 ) -> Result<Vec<SotwResponse>, Status> {
     state.identify(req.node.as_ref())?;
     let t = req.type_url.as_str();
-    let Some((_, served)) = generator(t) else {
-        tracing::warn!(
-            node = state.node_id(),
-            type_url = t,
-            "request for an unsupported type ignored"
-        );
+    let Some(served) = state.served(t) else {
         return Ok(Vec::new());
     };
     let names: BTreeSet<Arc<str>> = req.resource_names.iter().map(|n| intern(n)).collect();

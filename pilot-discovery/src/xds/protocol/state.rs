@@ -14,7 +14,8 @@ use mesh_model::SpiffeId;
 use super::held::Held;
 use crate::push::PushScope;
 use crate::xds::context::PushContext;
-use crate::xds::generate::generators::GENERATORS;
+use crate::xds::generate::generator::Generator;
+use crate::xds::generate::generators::{generator, GENERATORS};
 use crate::xds::generate::proxy::Proxy;
 use crate::xds::intern::Names;
 
@@ -120,6 +121,20 @@ impl ConnState {
         self.proxy
             .as_ref()
             .ok_or_else(|| Status::internal("proxy identity lost"))
+    }
+
+    /// The row of type `t` if this server serves it; a request for any
+    /// other type is ignored, and logged.
+    pub fn served(&self, t: &str) -> Option<&'static Generator> {
+        let served = generator(t).map(|(_, g)| g);
+        if served.is_none() {
+            tracing::warn!(
+                node = self.node_id(),
+                type_url = t,
+                "request for an unsupported type ignored"
+            );
+        }
+        served
     }
 
     pub fn node_id(&self) -> &str {
