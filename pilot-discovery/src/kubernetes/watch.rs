@@ -13,6 +13,7 @@ use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource as KubeResource};
+use mesh_model::kinds::KINDS;
 use mesh_model::{ConfigKey, ConfigKind};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -56,61 +57,58 @@ impl Watches {
         &self.watched
     }
 
-    /// Services, the endpoints API in use, Pods, Nodes and Namespaces.
+    /// A watch for each Kubernetes kind of [`core_kinds`].
     pub fn start_core(&mut self, endpoint_api: EndpointApi) {
         let client = &self.client;
         let tx = &self.tx;
-        self.watched.insert(ConfigKind::Service);
-        watch_kind(
-            Api::<Service>::all(client.clone()),
-            ConfigKind::Service,
-            convert::service,
-            tx.clone(),
-        );
-        match endpoint_api {
-            EndpointApi::EndpointSlice => {
-                self.watched.insert(ConfigKind::EndpointSlice);
-                watch_kind(
+        for kind in core_kinds(endpoint_api) {
+            let o = self.origin.clone();
+            match kind {
+                ConfigKind::Service => watch_kind(
+                    Api::<Service>::all(client.clone()),
+                    kind,
+                    convert::service,
+                    tx.clone(),
+                ),
+                ConfigKind::EndpointSlice => watch_kind(
                     Api::<EndpointSlice>::all(client.clone()),
-                    ConfigKind::EndpointSlice,
+                    kind,
                     convert::endpoint_slice,
                     tx.clone(),
-                );
-            }
-            EndpointApi::Endpoints => {
-                self.watched.insert(ConfigKind::Endpoints);
-                watch_kind(
+                ),
+                ConfigKind::Endpoints => watch_kind(
                     Api::<Endpoints>::all(client.clone()),
-                    ConfigKind::Endpoints,
+                    kind,
                     convert::endpoints,
                     tx.clone(),
-                );
+                ),
+                ConfigKind::Pod => watch_kind(
+                    Api::<Pod>::all(client.clone()),
+                    kind,
+                    move |p| convert::pod(p, o.clone()),
+                    tx.clone(),
+                ),
+                ConfigKind::Node => watch_kind(
+                    Api::<Node>::all(client.clone()),
+                    kind,
+                    move |n| convert::node(n, o.clone()),
+                    tx.clone(),
+                ),
+                ConfigKind::Namespace => watch_kind(
+                    Api::<Namespace>::all(client.clone()),
+                    kind,
+                    move |n| convert::namespace(n, o.clone()),
+                    tx.clone(),
+                ),
+                // A Kubernetes kind in the table with no typed watch here: a
+                // test (every_kubernetes_kind_of_the_table_is_watched) fails.
+                other => {
+                    tracing::error!(kind = %other, "no watch for this Kubernetes kind");
+                    continue;
+                }
             }
+            self.watched.insert(kind);
         }
-        let o = self.origin.clone();
-        self.watched.insert(ConfigKind::Pod);
-        watch_kind(
-            Api::<Pod>::all(client.clone()),
-            ConfigKind::Pod,
-            move |p| convert::pod(p, o.clone()),
-            tx.clone(),
-        );
-        let o = self.origin.clone();
-        self.watched.insert(ConfigKind::Node);
-        watch_kind(
-            Api::<Node>::all(client.clone()),
-            ConfigKind::Node,
-            move |n| convert::node(n, o.clone()),
-            tx.clone(),
-        );
-        let o = self.origin.clone();
-        self.watched.insert(ConfigKind::Namespace);
-        watch_kind(
-            Api::<Namespace>::all(client.clone()),
-            ConfigKind::Namespace,
-            move |n| convert::namespace(n, o.clone()),
-            tx.clone(),
-        );
     }
 
     /// A watch for each of `kinds` not watched yet.
@@ -131,6 +129,22 @@ impl Watches {
             );
         }
     }
+}
+
+/// The Kubernetes (not custom) kinds of the kind table, with the one
+/// endpoints API in use.
+pub fn core_kinds(endpoint_api: EndpointApi) -> impl Iterator<Item = ConfigKind> {
+    KINDS
+        .iter()
+        .filter(|k| !k.is_istio())
+        .map(|k| k.kind)
+        .filter(move |k| {
+            !matches!(
+                (k, endpoint_api),
+                (ConfigKind::EndpointSlice, EndpointApi::Endpoints)
+                    | (ConfigKind::Endpoints, EndpointApi::EndpointSlice)
+            )
+        })
 }
 
 /// Starts one watch; it runs for the life of the process.
@@ -181,5 +195,42 @@ where
         if tx.send(update).await.is_err() {
             return; // the store is gone: shutting down
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::discovery::EndpointApiChoice;
+
+    /// Every Kubernetes kind of the table gets a watch (with either
+    /// endpoints API), so a kind added to the table and not here fails.
+    #[tokio::test]
+    async fn every_kubernetes_kind_of_the_table_is_watched() {
+        // Nothing listens there: the watches only retry, which is enough
+        // to see which were started.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let opts = KubeOptions {
+            kubeconfig: None,
+            cluster_id: "test".into(),
+            endpoint_api: EndpointApiChoice::Auto,
+            discovery_selectors: Vec::new(),
+        };
+        let mut all = BTreeSet::new();
+        for api in [EndpointApi::EndpointSlice, EndpointApi::Endpoints] {
+            let (tx, _rx) = mpsc::channel(8);
+            let mut watches = Watches::new(client.clone(), &opts, tx);
+            watches.start_core(api);
+            let started: BTreeSet<ConfigKind> = core_kinds(api).collect();
+            assert_eq!(watches.watched(), &started, "{api}");
+            all.extend(started);
+        }
+        let kubernetes: BTreeSet<ConfigKind> = KINDS
+            .iter()
+            .filter(|k| !k.is_istio())
+            .map(|k| k.kind)
+            .collect();
+        assert_eq!(all, kubernetes);
     }
 }
