@@ -61,6 +61,10 @@ fn options() -> serde_saphyr::Options {
         leading_zero_numbers_as_strings: true,
         underscored_numbers_as_strings: true,
         with_snippet: false,
+        // Comments are never read; capturing them costs the parse and
+        // leaves the heap fragmented for what is allocated after it
+        // (route generation measured 25 % slower in make bench's S4).
+        emit_comments: false,
     }
 }
 
