@@ -15,7 +15,7 @@ use xds_proto::pb::envoy::config::cluster::v3::{
 use super::cluster_policy::{self, CONNECT_TIMEOUT};
 use super::common::{ads_config_source, duration};
 use super::eds::load_assignment_for;
-use super::generator::{Cache, Generator, ShapeOf};
+use super::generator::{Cache, Generator, Names, ShapeOf};
 use super::inbound;
 use super::named::Named;
 use super::names::{ClusterName, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
@@ -30,23 +30,30 @@ pub const GENERATOR: Generator = Generator {
     wildcard: true,
     endpoint_push: None,
     cache: Cache::List(ShapeOf::Scope),
-    shared: |snap, proxy, _| {
-        let mut out = Vec::new();
-        for_each_cluster(snap, proxy, |c| {
-            out.push(Named::new(&c.name, xds_proto::pack(c)))
-        });
-        out
-    },
-    own: |snap, proxy| {
-        if proxy.id.node_type == NodeType::Router {
-            return Vec::new();
-        }
-        inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
-            .iter()
-            .map(|c| Named::new(&c.name, xds_proto::pack(c)))
-            .collect()
-    },
+    shared: outbound,
+    own: own_inbound,
 };
+
+/// What every proxy of one scope gets alike: its outbound clusters and
+/// Istio's catch-alls.
+fn outbound(snap: &MeshSnapshot, proxy: &Proxy, _: Names<'_>) -> Vec<Named> {
+    let mut out = Vec::new();
+    for_each_cluster(snap, proxy, |c| {
+        out.push(Named::new(&c.name, xds_proto::pack(c)))
+    });
+    out
+}
+
+/// A sidecar's own: the inbound clusters of its workload's ports.
+fn own_inbound(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Named> {
+    if proxy.id.node_type == NodeType::Router {
+        return Vec::new();
+    }
+    inbound::clusters(&inbound::ports(snap, proxy), proxy.is_local_mode())
+        .iter()
+        .map(|c| Named::new(&c.name, xds_proto::pack(c)))
+        .collect()
+}
 
 /// The proxy's clusters, gathered: for callers that keep them as messages.
 /// The server encodes each as it is made, with [`for_each_cluster`].

@@ -13,9 +13,10 @@ use xds_proto::pb::envoy::config::endpoint::v3::{
 use xds_proto::protobuf::UInt32Value;
 
 use super::common::socket_address;
-use super::generator::{nothing_own, Cache, Generator};
+use super::generator::{nothing_own, Cache, Generator, Names};
 use super::named::Named;
 use super::names::{outbound_cluster_name, ClusterName};
+use super::proxy::Proxy;
 
 /// EDS: one load assignment per cluster name, the same for every proxy;
 /// an endpoint-only push sends the clusters of the services it names.
@@ -25,13 +26,16 @@ pub const GENERATOR: Generator = Generator {
     wildcard: false,
     endpoint_push: Some(endpoint_clusters),
     cache: Cache::Name,
-    shared: |snap, _, names| {
-        names
-            .map(|n| Named::new(n, xds_proto::pack(&load_assignment(snap, n))))
-            .collect()
-    },
+    shared: load_assignments,
     own: nothing_own,
 };
+
+/// The load assignments of the clusters named, alike for every proxy.
+fn load_assignments(snap: &MeshSnapshot, _: &Proxy, names: Names<'_>) -> Vec<Named> {
+    names
+        .map(|n| Named::new(n, xds_proto::pack(&load_assignment(snap, n))))
+        .collect()
+}
 
 /// The EDS cluster names of `hosts` in `snap`: every port, with and without
 /// each subset. An endpoint-only push touches exactly these, so each stream

@@ -16,7 +16,7 @@ use xds_proto::protobuf::BoolValue;
 
 use super::common::socket_address;
 use super::gateway;
-use super::generator::{Cache, Generator, ShapeOf};
+use super::generator::{Cache, Generator, Names, ShapeOf};
 use super::inbound;
 use super::listener::{
     http_listener_with_routes, listener, tcp_proxy_filter, tcp_proxy_to, ANY_ADDRESS,
@@ -35,22 +35,28 @@ pub const GENERATOR: Generator = Generator {
     wildcard: true,
     endpoint_push: None,
     cache: Cache::List(ShapeOf::Full),
-    shared: |snap, proxy, _| {
-        listeners(snap, proxy)
-            .iter()
-            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
-            .collect()
-    },
-    own: |snap, proxy| {
-        if proxy.id.node_type == NodeType::Router {
-            return Vec::new();
-        }
-        inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
-            .iter()
-            .map(|l| Named::new(&l.name, xds_proto::pack(l)))
-            .collect()
-    },
+    shared: outbound,
+    own: own_inbound,
 };
+
+/// What every proxy of one shape gets alike: its outbound listeners.
+fn outbound(snap: &MeshSnapshot, proxy: &Proxy, _: Names<'_>) -> Vec<Named> {
+    listeners(snap, proxy)
+        .iter()
+        .map(|l| Named::new(&l.name, xds_proto::pack(l)))
+        .collect()
+}
+
+/// A sidecar's own: the inbound listeners of its workload's ports.
+fn own_inbound(snap: &MeshSnapshot, proxy: &Proxy) -> Vec<Named> {
+    if proxy.id.node_type == NodeType::Router {
+        return Vec::new();
+    }
+    inbound::listeners(&inbound::ports(snap, proxy), proxy.is_local_mode())
+        .iter()
+        .map(|l| Named::new(&l.name, xds_proto::pack(l)))
+        .collect()
+}
 
 /// The ports that get an outbound HTTP listener.
 pub fn http_ports(snap: &MeshSnapshot, visible: Visibility<'_>) -> BTreeSet<u16> {

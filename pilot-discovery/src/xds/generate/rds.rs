@@ -15,7 +15,7 @@ use xds_proto::pb::envoy::config::route::v3::{
 use xds_proto::protobuf::{Any, BoolValue};
 
 use super::gateway;
-use super::generator::{nothing_own, Cache, Generator, ShapeOf};
+use super::generator::{nothing_own, Cache, Generator, Names, ShapeOf};
 use super::named::Named;
 use super::names::{route_config_name, PASSTHROUGH_CLUSTER};
 use super::proxy::Proxy;
@@ -34,22 +34,25 @@ pub const GENERATOR: Generator = Generator {
     wildcard: false,
     endpoint_push: None,
     cache: Cache::NameAndShape(ShapeOf::Full),
-    shared: |snap, proxy, names| {
-        names
-            .map(|n| {
-                let value = encoded_route_configuration(snap, proxy, n);
-                Named::new(
-                    n,
-                    Any {
-                        type_url: xds_proto::type_url::ROUTE.to_string(),
-                        value,
-                    },
-                )
-            })
-            .collect()
-    },
+    shared: route_configurations,
     own: nothing_own,
 };
+
+/// The route configurations named, alike for every proxy of one shape.
+fn route_configurations(snap: &MeshSnapshot, proxy: &Proxy, names: Names<'_>) -> Vec<Named> {
+    names
+        .map(|n| {
+            let value = encoded_route_configuration(snap, proxy, n);
+            Named::new(
+                n,
+                Any {
+                    type_url: xds_proto::type_url::ROUTE.to_string(),
+                    value,
+                },
+            )
+        })
+        .collect()
+}
 
 /// The route configuration a proxy asked for by name. Names that are not a
 /// port this snapshot knows get an empty configuration.
